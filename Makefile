@@ -1,0 +1,46 @@
+# jepa_nb — every command sets up what it needs first (a .venv with CI's torch pins).
+#   make main    set up, then run the main job (cpu tier) on the embedded mnist5k data
+#   make test    set up, then run the whole test suite (what .ci/run calls)
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CI's pins (torch/torchvision, see ci/constraints.txt); `make setup CONSTRAINTS=` to use your own torch
+CONSTRAINTS ?= ci/constraints.txt
+STAMP := $(VENV)/.installed
+
+.PHONY: setup main test export clean-nbs check-sync nbtest pytest smoke readme bench help
+
+help:
+	@grep -E '^#   make' Makefile | sed 's/^#   //'
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# --- the main job -------------------------------------------------------------------------
+main: setup
+	$(BIN)/python ci/main_job.py
+
+# --- tests ------------------------------------------------------------------------------
+test: setup
+	$(BIN)/python ci/check_sync.py
+	$(BIN)/nbdev-test --n-workers 0 --timing --skip-file-re '^(_|\.|1[0-9]_)'
+	$(BIN)/python -m pytest -q -x tests
+
+# --- development helpers ----------------------------------------------------------------
+export: setup
+	$(BIN)/nbdev-export
+	$(BIN)/nbdev-clean
+	$(BIN)/python ci/make_readme.py
+
+readme: setup
+	$(BIN)/python ci/make_readme.py
+
+bench: setup
+	$(BIN)/python bench/train_step.py
+	$(BIN)/python bench/jepa_score.py
