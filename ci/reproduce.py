@@ -1,0 +1,59 @@
+"""Reproduce the course's experiments for one parameter tier, then report and check them.
+
+    python ci/reproduce.py --tier smoke|cpu|gpu [--out DIR] [--no-check] [--with-ablation]
+
+Runs, through the `jepa-nb` runner (papermill):
+  10_pretrain_ijepa  -> checkpoint.pt
+  11_probe           (checkpoint passed explicitly as a parameter)
+  12_jepa_score_ood  (same checkpoint)
+  13_ablate_masking  (with --with-ablation, or always for the smoke tier)
+then `jepa-nb report` over the runs and `jepa-nb check` against data/reference/<experiment>/<tier>.json.
+Exit status: non-zero when a run fails or a metric leaves its tolerance.
+"""
+import argparse, subprocess, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "jepa_nb.runner"]
+
+
+def sh(args, **kw):
+    print("+", " ".join(str(a) for a in args), flush=True)
+    t0 = time.time()
+    r = subprocess.run([str(a) for a in args], cwd=ROOT, **kw)
+    print(f"  ({time.time() - t0:.0f} s, exit {r.returncode})", flush=True)
+    return r.returncode
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tier", default="cpu", choices=["smoke", "cpu", "gpu"])
+    ap.add_argument("--out", type=Path, default=None, help="folder for the runs (default runs/reproduce-<tier>)")
+    ap.add_argument("--no-check", action="store_true", help="skip the comparison with data/reference")
+    ap.add_argument("--with-ablation", action="store_true", help="also run 13_ablate_masking (always on for smoke)")
+    a = ap.parse_args(argv)
+    out = (a.out or ROOT / "runs" / f"reproduce-{a.tier}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    nbs = ROOT / "nbs"
+    pre = out / "10_pretrain_ijepa"
+    rc = sh(CLI + ["run", nbs / "10_pretrain_ijepa.ipynb", "--tier", a.tier, "--run-dir", pre])
+    if rc: return rc
+    ckpt = pre / "checkpoint.pt"
+    runs = [pre]
+    failed = 0
+    for stem in ["11_probe", "12_jepa_score_ood"]:
+        runs.append(out / stem)
+        failed |= sh(CLI + ["run", nbs / f"{stem}.ipynb", "--tier", a.tier, "--run-dir", runs[-1], "-p", f"checkpoint={ckpt}"])
+    if a.with_ablation or a.tier == "smoke":
+        runs.append(out / "13_ablate_masking")
+        failed |= sh(CLI + ["run", nbs / "13_ablate_masking.ipynb", "--tier", a.tier, "--run-dir", runs[-1]])
+    failed |= sh(CLI + ["report", *runs, "--out", out / "report"])
+    if not a.no_check:
+        failed |= sh(CLI + ["check", *runs, "--reference", ROOT / "data" / "reference", "--tier", a.tier])
+    print(f"reproduce --tier {a.tier}: {'FAILED' if failed else 'ok'} in {time.time() - t0:.0f} s; runs in {out}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
