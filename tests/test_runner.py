@@ -1,0 +1,227 @@
+"""End-to-end tests of the `jepa-nb` command line (jepa_nb.runner) on a toy experiment notebook.
+
+Every CLI call is a real subprocess (`python -m jepa_nb.runner ...`, and the installed `jepa-nb`
+script once). Each call pays papermill's import (~2 s) and each run a kernel start (~3 s), so the
+independent calls are launched together once per module (`calls`) and the tests read their results."""
+import csv, json, shutil, statistics, subprocess, sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from jepa_nb.runner import check_run, write_reference
+
+CLI = [sys.executable, "-m", "jepa_nb.runner"]
+
+PARAMS = '''seed = 0              # random seed
+lr = 0.1              # step size (diverges above 2)
+n = 10                # steps
+name = "toy"          # a label
+crop = [0.3, 1.0]     # a list parameter
+flag = False          # a bool parameter
+note = None           # a path to read (anything goes: None default)
+fail = False          # raise half-way
+run_dir = ""          # run folder (set by the runner)'''
+
+BODY = '''import csv, json, os, random, sys
+from pathlib import Path
+out = Path(run_dir or "toy_run"); out.mkdir(parents=True, exist_ok=True)
+(out / "config.json").write_text(json.dumps(dict(seed=seed, lr=lr, n=n)))
+rng = random.Random(seed)
+w = [1 + 0.1 * rng.gauss(0, 1) for _ in range(8)]
+losses = []
+with open(out / "metrics.csv", "w", newline="") as f:
+    log = csv.writer(f); log.writerow(["step", "loss"])
+    for step in range(n + 1):
+        loss = 0.5 * sum(v * v for v in w) / len(w)
+        log.writerow([step, loss]); f.flush(); losses.append(loss)
+        if fail and step == n // 2: raise ValueError(f"boom at step {step}")
+        if not loss < 1e3: raise FloatingPointError(f"loss diverged at step {step}")
+        w = [v - lr * (v + 0.3 * rng.gauss(0, 1)) for v in w]
+echo = dict(seed=seed, lr=lr, n=n, name=name, crop=crop, flag=flag, note=note,
+            note_text=Path(note).read_text() if note else None, cwd=os.getcwd(), prefix=sys.prefix)
+(out / "results.json").write_text(json.dumps(dict(final_loss=losses[-1], min_loss=min(losses), name=name, echo=echo)))'''
+
+
+def launch(*args, cwd, exe=None):
+    "Start the command line in the background."
+    return subprocess.Popen([*([exe] if exe else CLI), *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish(p):
+    "Wait for a launched command; return it as a CompletedProcess."
+    out, err = p.communicate(timeout=300)
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+def cli(*args, cwd, exe=None):
+    "Run the command line; return the CompletedProcess (text)."
+    return finish(launch(*args, cwd=cwd, exe=exe))
+
+
+BAD = {  # id: (arguments, what stderr must say)
+    "unknown": (["--tier", "smoke", "-p", "lrr=0.1"], ["unknown parameter 'lrr'", "did you mean 'lr'", "seed: int = 0",
+                                                    "crop: list = [0.3, 1.0]", "run_dir: str"]),
+    "wrong-type": (["--tier", "smoke", "-p", "seed=0.5", "-p", "flag=1"], ["'seed' expects int (default 0), got float 0.5",
+                                                                        "'flag' expects bool", "Valid parameters"]),
+    "bad-tier-file": (["--tier", "gpu"], ["gpu.json", "unknown parameter 'seeed'", "did you mean 'seed'", "Valid parameters"]),
+    "occupied-run-dir": (["--tier", "smoke", "--run-dir", "runs/occupied"], ["runs/occupied is not empty", "--overwrite"]),
+}
+
+
+@pytest.fixture(scope="module")
+def proj(tmp_path_factory):
+    "A project: nbs/toy.ipynb with tier files, data/artifact.txt; CLI calls run from its root."
+    root = tmp_path_factory.mktemp("proj")
+    (root / "nbs" / "params" / "toy").mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell(PARAMS); p.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_code_cell("print('started')"), p, nbformat.v4.new_code_cell(BODY)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
+    nbformat.write(nb, root / "nbs" / "toy.ipynb")
+    (root / "nbs" / "params" / "toy" / "smoke.json").write_text('{"n": 8}')
+    (root / "nbs" / "params" / "toy" / "gpu.json").write_text('{"n": 8, "seeed": 1}')
+    (root / "data").mkdir()
+    (root / "data" / "artifact.txt").write_text("an artifact of an earlier run")
+    (root / "runs" / "occupied").mkdir(parents=True)
+    (root / "runs" / "occupied" / "keep.txt").write_text("an earlier run")
+    return root
+
+
+@pytest.fixture(scope="module")
+def calls(proj):
+    "The independent CLI calls, launched at once: a good run, a failing run, a sweep, the bad-input runs."
+    procs = dict(
+        good=launch("run", "nbs/toy.ipynb", "--tier", "smoke", "-p", "seed=3", "-p", "lr=2e-1", "-p", "name=foo", "-p", "crop=[0.5,1.0]",
+                    "-p", "flag=true", "-p", "note=data/artifact.txt", "--runs-root", "runs", cwd=proj),
+        failed=launch("run", "nbs/toy.ipynb", "--tier", "smoke", "-p", "fail=true", "--run-dir", "runs/failed", cwd=proj),
+        sweep=launch("sweep", "nbs/toy.ipynb", "--tier", "smoke", "-p", "seed=0,1", "-p", "lr=0.1,3.0", "-q",
+                     "--sweep-dir", "runs/sweep", cwd=proj),
+        **{k: launch("run", "nbs/toy.ipynb", *args, "--runs-root", f"runs/bad-{k}", cwd=proj) for k, (args, _) in BAD.items()})
+    return {k: finish(p) for k, p in procs.items()}
+
+
+@pytest.fixture(scope="module")
+def good(calls):
+    r = calls["good"]
+    assert r.returncode == 0, r.stderr
+    return r, Path(r.stdout.strip().splitlines()[-1].removeprefix("complete: "))
+
+
+@pytest.fixture(scope="module")
+def failed(calls): return calls["failed"]
+
+
+@pytest.fixture(scope="module")
+def swept(calls): return calls["sweep"]
+
+
+def sweep_runs(proj, lr):
+    return [Path(r["run_dir"]) for r in json.loads((proj / "runs/sweep/sweep.json").read_text())["runs"] if r["params"]["lr"] == lr]
+
+
+def test_run_complete(proj, good):
+    r, rd = good
+    assert rd.parent == proj / "runs" / "toy" and rd.name.startswith("smoke-")
+    assert json.loads((rd / "status.json").read_text())["status"] == "complete"
+    pj = json.loads((rd / "params.json").read_text())
+    assert pj["experiment"] == "toy" and pj["tier"] == "smoke"
+    assert pj["sources"] == dict(seed="cli", lr="cli", n="tier", name="cli", crop="cli", flag="cli", note="cli", fail="default", run_dir="runner")
+    echo = json.loads((rd / "results.json").read_text())["echo"]
+    # the notebook received the typed -p values, the tier's n, and the artifact path made absolute
+    assert echo | dict(cwd=None, prefix=None) == dict(seed=3, lr=0.2, n=8, name="foo", crop=[0.5, 1.0], flag=True,
+                                                      note=str(proj / "data/artifact.txt"), note_text="an artifact of an earlier run",
+                                                      cwd=None, prefix=None)
+    assert echo["cwd"] == str(proj / "nbs")            # papermill runs in the notebook's folder
+    assert echo["prefix"] == sys.prefix                # the kernel is this venv's python
+    assert len(list(csv.DictReader(open(rd / "metrics.csv")))) == 9
+    executed = nbformat.read(rd / "notebook.ipynb", as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_stops_before_running(proj, calls, case):
+    r = calls[case]
+    assert r.returncode == 2, r.stderr
+    for e in BAD[case][1]: assert e in r.stderr, (e, r.stderr)
+    assert not (proj / f"runs/bad-{case}").exists()                                  # nothing created
+    assert [p.name for p in (proj / "runs/occupied").iterdir()] == ["keep.txt"]      # nothing replaced
+
+
+def test_failed_run_is_kept_and_marked(proj, failed):
+    assert failed.returncode == 1
+    assert "run failed" in failed.stderr and "ValueError: boom at step 4" in failed.stderr
+    rd = proj / "runs" / "failed"
+    st = json.loads((rd / "status.json").read_text())
+    assert st["status"] == "failed" and st["error"]["ename"] == "ValueError" and "boom at step 4" in st["error"]["traceback"]
+    cells = [c for c in nbformat.read(rd / "notebook.ipynb", as_version=4).cells if c.cell_type == "code"]
+    assert cells[0].source == "print('started')" and cells[0].outputs[0]["text"] == "started\n"   # earlier cells ran, kept
+    assert cells[-1].outputs[-1]["output_type"] == "error" and cells[-1].outputs[-1]["ename"] == "ValueError"
+    assert len(list(csv.DictReader(open(rd / "metrics.csv")))) == 5  # partial output of the notebook kept
+    assert not (rd / "results.json").exists()
+
+
+def test_sweep_continues_after_failure(proj, swept):
+    assert swept.returncode == 1 and "2 of 4 runs failed" in swept.stderr
+    sj = json.loads((proj / "runs/sweep/sweep.json").read_text())
+    assert [(r["params"], r["status"]) for r in sj["runs"]] == [
+        ({"seed": 0, "lr": 0.1}, "complete"), ({"seed": 0, "lr": 3.0}, "failed"),
+        ({"seed": 1, "lr": 0.1}, "complete"), ({"seed": 1, "lr": 3.0}, "failed")]
+    for r in sj["runs"]:
+        st = json.loads(Path(r["run_dir"], "status.json").read_text())
+        assert st["status"] == r["status"] and Path(r["run_dir"], "notebook.ipynb").exists()
+        if r["status"] == "failed": assert "diverged" in r["error"] and st["error"]["ename"] == "FloatingPointError"
+    table = [l for l in swept.stdout.splitlines() if "/runs/sweep/0" in l]      # the summary table's rows
+    assert [("complete" in l, "failed" in l) for l in table] == [(True, False), (False, True)] * 2
+    assert "sweep.json" in swept.stdout
+
+
+def test_report_mean_std_over_seeds(proj, good, swept):
+    r = cli("report", "runs/sweep", good[1], "--out", "runs/report", cwd=proj)
+    assert r.returncode == 0, r.stderr
+    out = proj / "runs/report"
+    for f in ["report.md", "report.html", "summary.csv", "curves_toy.png", "final_toy.png"]:
+        assert (out / f).stat().st_size > 0, f
+    import pandas as pd
+    s = pd.read_csv(out / "summary.csv")
+    vals = [json.loads((d / "results.json").read_text())["final_loss"] for d in sweep_runs(proj, 0.1)]
+    row = s[s.group.str.contains("lr=0.1") & (s.metric == "final_loss")]
+    assert len(row) == 1 and row.n.item() == 2
+    assert row["mean"].item() == pytest.approx(statistics.mean(vals)) and row["std"].item() == pytest.approx(statistics.stdev(vals))
+    assert set(s.metric) == {"final_loss", "min_loss"}            # only numeric scalar results
+    assert sorted(s[s.metric == "final_loss"].n) == [1, 2]        # the good run is its own group; failed runs are left out
+    md = (out / "report.md").read_text()
+    cell = f"{statistics.mean(vals):.4g} ± {statistics.stdev(vals):.2g}"
+    assert cell in md and md.count("| failed |") == 2
+    assert cell in (out / "report.html").read_text()
+
+
+def test_check_against_reference(proj, swept):
+    ref_root = proj / "reference"
+    runs = sweep_runs(proj, 0.1)
+    ref_file = write_reference(runs, ref_root / "toy" / "smoke.json")
+    ref = json.loads(ref_file.read_text())
+    assert ref["n_seeds"] == 2 and ref["curve"]["steps"] == list(range(9))
+    assert ref["metrics"]["final_loss"]["tol"] == pytest.approx(3 * ref["spread"]["final_loss"]["std"])
+    assert all(c.ok for c in check_run(runs[0], ref_root))
+
+    exe = shutil.which("jepa-nb", path=str(Path(sys.executable).parent))
+    assert exe, "the jepa-nb console script is not installed (pip install -e .)"
+    r = cli("check", runs[0], runs[1], "--reference", ref_root, cwd=proj, exe=exe)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "all 6 checks passed" in r.stdout and "curve:loss" in r.stdout
+
+    bad = dict(ref, metrics={**ref["metrics"], "final_loss": {**ref["metrics"]["final_loss"]}})
+    bad["metrics"]["final_loss"]["value"] += 5 * bad["metrics"]["final_loss"]["tol"] + 1e-6
+    (ref_root / "shifted" / "toy").mkdir(parents=True)
+    (ref_root / "shifted" / "toy" / "smoke.json").write_text(json.dumps(bad))
+    r = cli("check", runs[0], "--reference", ref_root / "shifted", cwd=proj)
+    assert r.returncode == 1
+    fails = [l for l in r.stdout.splitlines() if "FAIL" in l]
+    assert len(fails) == 1 and "final_loss" in fails[0] and "outside tolerance" in fails[0]
+
+    failed_member = sweep_runs(proj, 3.0)[0]
+    r = cli("check", failed_member, proj / "runs/nowhere", "--reference", ref_root, cwd=proj)
+    assert r.returncode == 1 and "2 of 2 checks failed" in r.stderr
+    assert "run failed: FloatingPointError" in r.stdout and "run folder not found" in r.stdout
