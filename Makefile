@@ -24,7 +24,7 @@ setup: $(STAMP)
 
 # --- the main job -------------------------------------------------------------------------
 main: setup
-	$(BIN)/python ci/main_job.py
+	$(BIN)/python ci/reproduce.py --tier cpu
 
 # --- tests ------------------------------------------------------------------------------
 test: setup

@@ -37,17 +37,17 @@ def main(argv=None) -> int:
     t0 = time.time()
     nbs = ROOT / "nbs"
     pre = out / "10_pretrain_ijepa"
-    rc = sh(CLI + ["run", nbs / "10_pretrain_ijepa.ipynb", "--tier", a.tier, "--run-dir", pre])
+    rc = sh(CLI + ["run", nbs / "10_pretrain_ijepa.ipynb", "--tier", a.tier, "--run-dir", pre, "--overwrite"])
     if rc: return rc
     ckpt = pre / "checkpoint.pt"
     runs = [pre]
     failed = 0
     for stem in ["11_probe", "12_jepa_score_ood"]:
         runs.append(out / stem)
-        failed |= sh(CLI + ["run", nbs / f"{stem}.ipynb", "--tier", a.tier, "--run-dir", runs[-1], "-p", f"checkpoint={ckpt}"])
+        failed |= sh(CLI + ["run", nbs / f"{stem}.ipynb", "--tier", a.tier, "--run-dir", runs[-1], "--overwrite", "-p", f"checkpoint={ckpt}"])
     if a.with_ablation or a.tier == "smoke":
         runs.append(out / "13_ablate_masking")
-        failed |= sh(CLI + ["run", nbs / "13_ablate_masking.ipynb", "--tier", a.tier, "--run-dir", runs[-1]])
+        failed |= sh(CLI + ["run", nbs / "13_ablate_masking.ipynb", "--tier", a.tier, "--run-dir", runs[-1], "--overwrite"])
     failed |= sh(CLI + ["report", *runs, "--out", out / "report"])
     if not a.no_check:
         failed |= sh(CLI + ["check", *runs, "--reference", ROOT / "data" / "reference", "--tier", a.tier])
