@@ -3,9 +3,8 @@
     python ci/reproduce.py --tier smoke|cpu|gpu [--out DIR] [--no-check] [--with-ablation]
 
 Runs, through the `jepa-nb` runner (papermill):
-  10_pretrain_ijepa  -> checkpoint.pt
-  11_probe           (checkpoint passed explicitly as a parameter)
-  12_jepa_score_ood  (same checkpoint)
+  10_pretrain_ijepa  -> checkpoint.pt, curves, linear probe next to random init and raw pixels
+  (CHECKPOINT_EXPERIMENTS: notebooks that take that checkpoint as an explicit parameter)
   13_ablate_masking  (with --with-ablation, or always for the smoke tier)
 then `jepa-nb report` over the runs and `jepa-nb check` against data/reference/<experiment>/<tier>.json.
 Exit status: non-zero when a run fails or a metric leaves its tolerance.
@@ -15,6 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "jepa_nb.runner"]
+# experiments that evaluate the pretrained checkpoint (11_probe, 12_jepa_score_ood join here)
+CHECKPOINT_EXPERIMENTS: list[str] = []
 
 
 def sh(args, **kw):
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
     ckpt = pre / "checkpoint.pt"
     runs = [pre]
     failed = 0
-    for stem in ["11_probe", "12_jepa_score_ood"]:
+    for stem in CHECKPOINT_EXPERIMENTS:
         runs.append(out / stem)
         failed |= sh(CLI + ["run", nbs / f"{stem}.ipynb", "--tier", a.tier, "--run-dir", runs[-1], "--overwrite", "-p", f"checkpoint={ckpt}"])
     if a.with_ablation or a.tier == "smoke":
@@ -50,7 +51,12 @@ def main(argv=None) -> int:
         failed |= sh(CLI + ["run", nbs / "13_ablate_masking.ipynb", "--tier", a.tier, "--run-dir", runs[-1], "--overwrite"])
     failed |= sh(CLI + ["report", *runs, "--out", out / "report"])
     if not a.no_check:
-        failed |= sh(CLI + ["check", *runs, "--reference", ROOT / "data" / "reference", "--tier", a.tier])
+        refs = ROOT / "data" / "reference"
+        checked = [r for r in runs if (refs / r.name / f"{a.tier}.json").exists()]
+        for r in runs:
+            if r not in checked: print(f"no reference data/reference/{r.name}/{a.tier}.json: {r.name} not checked")
+        if a.tier == "smoke" and len(checked) < len(runs): failed = 1   # the CI gate needs every reference
+        if checked: failed |= sh(CLI + ["check", *checked, "--reference", refs, "--tier", a.tier])
     print(f"reproduce --tier {a.tier}: {'FAILED' if failed else 'ok'} in {time.time() - t0:.0f} s; runs in {out}")
     return 1 if failed else 0
 

@@ -1,0 +1,23 @@
+"""The reproduction gate: every experiment notebook runs on the smoke tier through the real
+runner (papermill), and its final metrics and curves must stay within the tolerances stored in
+data/reference/<experiment>/smoke.json (see ci/reproduce.py)."""
+import json, subprocess, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_smoke_tier_reproduces_references(tmp_path):
+    out = tmp_path / "smoke"
+    r = subprocess.run([sys.executable, str(ROOT / "ci" / "reproduce.py"), "--tier", "smoke", "--out", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=1500)
+    print(r.stdout[-6000:], r.stderr[-3000:])
+    assert r.returncode == 0, "smoke reproduction failed or left its tolerances (output above)"
+    sys.path.insert(0, str(ROOT / "ci"))
+    from reproduce import CHECKPOINT_EXPERIMENTS
+    for stem in ["10_pretrain_ijepa", *CHECKPOINT_EXPERIMENTS, "13_ablate_masking"]:
+        status = json.loads((out / stem / "status.json").read_text())
+        assert status["status"] == "complete", (stem, status)
+        assert (out / stem / "results.json").exists() and (out / stem / "env.json").exists()
+    assert (out / "10_pretrain_ijepa" / "checkpoint.pt").exists()
+    assert (out / "report" / "report.md").exists()
