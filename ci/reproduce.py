@@ -14,8 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "jepa_nb.runner"]
-# experiments that evaluate the pretrained checkpoint (11_probe, 12_jepa_score_ood join here)
-CHECKPOINT_EXPERIMENTS: list[str] = []
+# experiments that evaluate the pretrained checkpoint, passed as the explicit parameter `checkpoint`
+CHECKPOINT_EXPERIMENTS: list[str] = ["11_probe", "12_jepa_score_ood"]
 
 
 def sh(args, **kw):

@@ -21,3 +21,22 @@ def test_smoke_tier_reproduces_references(tmp_path):
         assert (out / stem / "results.json").exists() and (out / stem / "env.json").exists()
     assert (out / "10_pretrain_ijepa" / "checkpoint.pt").exists()
     assert (out / "report" / "report.md").exists()
+
+
+def _run(args, tmp_path):
+    return subprocess.run([sys.executable, "-m", "jepa_nb.runner", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_checkpoint_experiments_refuse_missing_checkpoint(tmp_path):
+    """11 and 12 take the checkpoint as an explicit parameter: empty or missing is a failed run whose error
+    says what to pass, never a silent retrain."""
+    for stem, extra, words in [("11_probe", [], "parameter 'checkpoint' is empty"),
+                               ("12_jepa_score_ood", ["-p", f"checkpoint={tmp_path / 'nope.pt'}"], "checkpoint not found")]:
+        rd = tmp_path / stem
+        r = _run(["run", ROOT / "nbs" / f"{stem}.ipynb", "--tier", "smoke", "--run-dir", rd, *extra], tmp_path)
+        assert r.returncode == 1, (stem, r.stdout[-2000:], r.stderr[-2000:])
+        assert words in r.stderr, (stem, r.stderr[-2000:])
+        status = json.loads((rd / "status.json").read_text())
+        assert status["status"] == "failed" and words in status["error"]["evalue"], status
+        assert not (rd / "results.json").exists() and not (rd / "checkpoint.pt").exists()
