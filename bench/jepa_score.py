@@ -76,10 +76,8 @@ def child(method: str, a, q):
     "Run one method in this (fresh) process; put {method, n, seconds, peak_mib, base_mib, scores} on the queue."
     try:
         torch, enc, x = setup(a)
-        from jepa_nb.jepa_score import batched_jacobian, jepa_score, jepa_score_naive, rank_rtol, sum_log_sv
-        def vmap_exact(xx):
-            J = batched_jacobian(enc, xx, chunk_size=a.chunk_size, route="vmap")
-            return sum_log_sv(torch.linalg.svdvals(J.double()), rank_rtol(*J.shape[1:], J.dtype))[0]
+        from jepa_nb.jepa_score import batched_jacobian, jepa_score, jepa_score_naive, score_jacobians
+        def vmap_exact(xx): return score_jacobians(batched_jacobian(enc, xx, chunk_size=a.chunk_size, route="vmap"))
         fn = {"naive": lambda xx: jepa_score_naive(enc, xx),
               "exact": lambda xx: jepa_score(enc, xx, chunk_size=a.chunk_size),
               "gram64": lambda xx: jepa_score(enc, xx, "gram64", chunk_size=a.chunk_size),

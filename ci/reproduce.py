@@ -13,9 +13,13 @@ import argparse, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from jepa_nb.runner import TIERS, reference_path  # noqa: E402  (the runner does not import torch)
+
 CLI = [sys.executable, "-m", "jepa_nb.runner"]
 # experiments that evaluate the pretrained checkpoint, passed as the explicit parameter `checkpoint`
 CHECKPOINT_EXPERIMENTS: list[str] = ["11_probe", "12_jepa_score_ood"]
+EXPERIMENTS = ["10_pretrain_ijepa", *CHECKPOINT_EXPERIMENTS, "13_ablate_masking"]   # in run order
 
 
 def sh(args, **kw):
@@ -28,7 +32,7 @@ def sh(args, **kw):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tier", default="cpu", choices=["smoke", "cpu", "gpu"])
+    ap.add_argument("--tier", default="cpu", choices=TIERS)
     ap.add_argument("--out", type=Path, default=None, help="folder for the runs (default runs/reproduce-<tier>)")
     ap.add_argument("--no-check", action="store_true", help="skip the comparison with data/reference")
     ap.add_argument("--with-ablation", action="store_true", help="also run 13_ablate_masking (always on for smoke)")
@@ -52,7 +56,7 @@ def main(argv=None) -> int:
     failed |= sh(CLI + ["report", *runs, "--out", out / "report"])
     if not a.no_check:
         refs = ROOT / "data" / "reference"
-        checked = [r for r in runs if (refs / r.name / f"{a.tier}.json").exists()]
+        checked = [r for r in runs if reference_path(refs, r.name, a.tier).exists()]
         for r in runs:
             if r not in checked: print(f"no reference data/reference/{r.name}/{a.tier}.json: {r.name} not checked")
         if a.tier == "smoke" and len(checked) < len(runs): failed = 1   # the CI gate needs every reference
