@@ -26,9 +26,9 @@ from .core import load_settings, make_generator
 # %% auto #0
 __all__ = ['SPLIT_SEED', 'MNIST5K_TEST_PER_CLASS', 'DIGITS_TEST_PER_CLASS', 'SHAPES', 'COLOURS', 'BACKGROUNDS', 'SIZES',
            'POSITIONS', 'SHAPE_FACTORS', 'HUB_DATASETS', 'LOCAL_DATASETS', 'SPLITS', 'ImageData', 'hf_to_imagedata',
-           'fixed_split', 'load_mnist5k', 'load_digits', 'make_shapes', 'hub_offline', 'hub_reachable',
-           'hub_offline_mode', 'load_hub', 'load_local', 'load_data', 'resize', 'normalize', 'crop_boxes',
-           'random_resized_crop', 'dataset_stats', 'Transform', 'make_transform', 'match_format']
+           'fixed_split', 'load_mnist5k', 'load_digits', 'frame_like_mnist', 'make_shapes', 'hub_offline',
+           'hub_reachable', 'hub_offline_mode', 'load_hub', 'load_local', 'load_data', 'resize', 'normalize',
+           'crop_boxes', 'random_resized_crop', 'dataset_stats', 'Transform', 'make_transform', 'match_format']
 
 # %% ../nbs/01_data.ipynb #7aec60aa
 @dataclasses.dataclass
@@ -178,6 +178,29 @@ def load_digits(split: str = "train", size: int | None = None) -> ImageData:
         up = F.interpolate(data.images.float(), size=(size, size), mode="bilinear", align_corners=False)
         data.images = up.round().clamp(0, 255).to(torch.uint8)
     return data
+
+# %% ../nbs/01_data.ipynb #8f54ee05
+def frame_like_mnist(images: torch.Tensor, box: int = 20, size: int = 28) -> torch.Tensor:
+    "uint8 grey images (N, 1, h, w) -> uint8 (N, 1, size, size): resized to fit a `box` square (aspect kept), centre of mass at the centre."
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
+        raise ValueError(f"frame_like_mnist expects uint8 images, got {getattr(images, 'dtype', type(images))}")
+    if images.ndim != 4 or images.shape[1] != 1:
+        raise ValueError(f"frame_like_mnist expects grey images (N, 1, h, w), got shape {tuple(images.shape)}")
+    if not 0 < box <= size: raise ValueError(f"frame_like_mnist needs 0 < box <= size, got box {box} > size {size}")
+    N, _, h, w = images.shape
+    bh, bw = max(1, round(h * box / max(h, w))), max(1, round(w * box / max(h, w)))
+    x = F.interpolate(images.float(), size=(bh, bw), mode="bilinear", align_corners=False, antialias=True)[:, 0]  # (N, bh, bw)
+    x = x.clamp(0, 255)
+    mass = x.sum((1, 2)).clamp_min(1e-6)
+    cy = (x.sum(2) * torch.arange(bh)).sum(1) / mass                  # (N,) centre of mass, in pixels of the box
+    cx = (x.sum(1) * torch.arange(bw)).sum(1) / mass
+    top = (size / 2 - cy).round().long().clamp(0, size - bh)        # integer shift, the digit stays inside
+    left = (size / 2 - cx).round().long().clamp(0, size - bw)
+    rows = (top[:, None] + torch.arange(bh))[:, :, None]             # (N, bh, 1)
+    cols = (left[:, None] + torch.arange(bw))[:, None, :]            # (N, 1, bw)
+    out = torch.zeros(N, size, size)
+    out[torch.arange(N)[:, None, None], rows, cols] = x
+    return out.round().to(torch.uint8)[:, None]                       # (N, 1, size, size)
 
 # %% ../nbs/01_data.ipynb #5f67a666
 SHAPES = ("circle", "square", "triangle", "diamond", "cross")
