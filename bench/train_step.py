@@ -129,7 +129,7 @@ def main(argv=None) -> dict:
         if step == args.warmup and cuda: torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(device)
         t0 = time.perf_counter()
         lr, wd, m = lr_at(step, n_steps, n_steps // 10, cfg.start_lr, cfg.lr, cfg.final_lr), wd_at(step, n_steps), ema_momentum_at(step, n_steps, *cfg.ema)
-        loss = ijepa_step(model, opt, batch, lr=lr, weight_decay=wd, momentum=m, loss=cfg.loss, bf16=cfg.bf16)  # .item() syncs
+        loss = ijepa_step(model, opt, batch, lr=lr, weight_decay=wd, momentum=m, loss=cfg.loss, bf16=cfg.bf16)["loss"]  # one host sync
         if cuda: torch.cuda.synchronize()
         dt = time.perf_counter() - t0
         losses.append(loss)

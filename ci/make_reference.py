@@ -1,30 +1,34 @@
-"""(Re)build the reproduction gate's references: data/reference/<experiment>/<tier>.json.
+"""(Re)build the reproduction gate's references: data/reference/<run>/<tier>.json.
 
     python ci/make_reference.py --tier smoke [--seeds 0,1,2] [--work DIR] [--only 11_probe,12_jepa_score_ood]
 
-For every seed it runs the tier through the `jepa-nb` runner exactly as ci/reproduce.py does
-(10_pretrain_ijepa, then the checkpoint experiments on that seed's checkpoint, then 13_ablate_masking with
-`seeds=[seed]`), and writes one reference per experiment: value = mean over the seeds, tolerance =
-max(3 std over the seeds, 0.005), plus the expected loss curve for 10. Metrics that cannot fail are left
-out of the gate (still reported): an AUROC whose 3-std interval covers all of [0, 1]. Timing metrics
-(`*_per_s`, `*_minutes`) are never gated. The environment of the first run is stored with each reference.
+For every seed it runs the tier through the `jepa-nb` runner exactly as ci/reproduce.py does (both pretraining
+runs of 10_pretrain, then the checkpoint experiments on that seed's checkpoints, then 13_ablate_masking and
+14_recipe_search with `seeds=[seed]`), into <work>/s<seed>/<run>, and writes one reference per run: value = mean
+over the seeds, tolerance = max(3 std over the seeds, 0.005), plus the expected loss curve of the pretraining runs.
+Metrics that cannot fail are left out of the gate (still reported): an AUROC whose 3-std interval covers all of
+[0, 1]. Timing metrics (`*_per_s`, `*_minutes`, `*_seconds`) are never gated. The environment of the first run is
+stored with each reference.
 """
 import argparse, json, subprocess, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ci"))
-from reproduce import CHECKPOINT_EXPERIMENTS, CLI, EXPERIMENTS, TIERS  # noqa: E402
-from jepa_nb.runner import write_reference  # noqa: E402
+from reproduce import CHECKPOINT_EXPERIMENTS, CLI, EXPERIMENTS, OPTIONAL, PRETRAIN_RUNS, TIERS, checkpoint_params, run_pretraining  # noqa: E402
+from jepa_nb.runner import reference_path, write_reference  # noqa: E402
 
 TIMING = ("_per_s", "_minutes", "_seconds")
 
 
-def run(nb, tier, rd, *params):
-    args = CLI + ["run", ROOT / "nbs" / f"{nb}.ipynb", "--tier", tier, "--run-dir", rd, "--overwrite"]
-    for p in params: args += ["-p", p]
-    print("+", nb, " ".join(params), flush=True)
-    subprocess.run([str(a) for a in args], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+def run(nb, tier, rd, *args):
+    cmd = CLI + ["run", ROOT / "nbs" / f"{nb}.ipynb", "--tier", tier, "--run-dir", rd, "--overwrite", *args]
+    print("+", nb, " ".join(map(str, args)), flush=True)
+    subprocess.run([str(a) for a in cmd], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
+def _complete(rd: Path) -> bool:
+    return (rd / "status.json").is_file() and json.loads((rd / "status.json").read_text()).get("status") == "complete"
 
 
 def gated(name: str, entry: dict) -> bool:
@@ -38,24 +42,31 @@ def main(argv=None) -> int:
     ap.add_argument("--tier", default="smoke", choices=TIERS)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--work", type=Path, default=None, help="folder for the reference runs (default runs/reference-<tier>)")
-    ap.add_argument("--only", default="", help="comma-separated experiments to rewrite (default: all)")
+    ap.add_argument("--only", default="", help="comma-separated runs to rewrite (default: all)")
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "reference")
+    ap.add_argument("--reuse", action="store_true", help="keep a seed's pretraining runs when both are already complete")
     a = ap.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(",")]
     if len(seeds) < 2: ap.error("need >= 2 seeds to measure the spread")
     work = (a.work or ROOT / "runs" / f"reference-{a.tier}").resolve()
     only = [e for e in a.only.split(",") if e] or EXPERIMENTS
+    unknown = [e for e in only if e not in EXPERIMENTS]
+    if unknown: ap.error(f"unknown runs {unknown}; choose from {EXPERIMENTS}")
     for s in seeds:
-        pre = work / f"10_pretrain_ijepa_s{s}"
-        if any(e != "13_ablate_masking" for e in only): run("10_pretrain_ijepa", a.tier, pre, f"seed={s}")
+        out = work / f"s{s}"
+        if any(e not in OPTIONAL for e in only):
+            done = all(_complete(out / name) for name in PRETRAIN_RUNS)
+            if a.reuse and done: print(f"reusing the complete pretraining runs in {out}")
+            elif run_pretraining(a.tier, out, f"seed={s}"): return 1
         for e in CHECKPOINT_EXPERIMENTS:
-            if e in only: run(e, a.tier, work / f"{e}_s{s}", f"seed={s}", f"checkpoint={pre / 'checkpoint.pt'}")
-        if "13_ablate_masking" in only: run("13_ablate_masking", a.tier, work / f"13_ablate_masking_s{s}", f"seeds=[{s}]")
+            if e in only: run(e, a.tier, out / e, "-p", f"seed={s}", *checkpoint_params(out))
+        for e in OPTIONAL:
+            if e in only: run(e, a.tier, out / e, "-p", f"seeds=[{s}]")
     for e in only:
-        note = (f"value = mean over seeds {seeds} (checkpoint experiments use that seed's 10_pretrain_ijepa checkpoint); "
+        note = (f"value = mean over seeds {seeds} (checkpoint experiments use that seed's pretraining checkpoints); "
                 "tol = max(3 std, 0.005); timings and AUROCs whose 3-std interval covers [0, 1] are not gated")
-        p = write_reference([work / f"{e}_s{s}" for s in seeds], reference_root=a.out, curve="loss" if e == "10_pretrain_ijepa" else None,
-                            k=3.0, min_tol=0.005, vary=("seed", "seeds", "checkpoint"), keep=gated, note=note)
+        p = write_reference([work / f"s{s}" / e for s in seeds], reference_path(a.out, e, a.tier), curve="loss" if e in PRETRAIN_RUNS else None,
+                            k=3.0, min_tol=0.005, vary=("seed", "seeds", "checkpoint", "compare_checkpoints"), keep=gated, note=note)
         print(f"wrote {p}: {len(json.loads(p.read_text())['metrics'])} metrics")
     return 0
 

@@ -1,12 +1,15 @@
 """Reproduce the course's experiments for one parameter tier, then report and check them.
 
-    python ci/reproduce.py --tier smoke|cpu|gpu [--out DIR] [--no-check] [--with-ablation]
+    python ci/reproduce.py --tier smoke|cpu|gpu [--out DIR] [--no-check] [--with-ablation] [--with-search]
 
 Runs, through the `jepa-nb` runner (papermill):
-  10_pretrain_ijepa  -> checkpoint.pt, curves, linear probe next to random init and raw pixels
-  (CHECKPOINT_EXPERIMENTS: notebooks that take that checkpoint as an explicit parameter)
+  10_pretrain         (method=ijepa)  -> checkpoint.pt, curves with yardsticks, probes next to the untrained twin
+  10_pretrain_lejepa  (method=lejepa) -> the same notebook, data and budget with LeJEPA
+  (CHECKPOINT_EXPERIMENTS: notebooks that take the I-JEPA checkpoint as the explicit parameter `checkpoint`
+   and the LeJEPA one in `compare_checkpoints`)
   13_ablate_masking  (with --with-ablation, or always for the smoke tier)
-then `jepa-nb report` over the runs and `jepa-nb check` against data/reference/<experiment>/<tier>.json.
+  14_recipe_search   (with --with-search, or always for the smoke tier)
+then `jepa-nb report` over the runs and `jepa-nb check` against data/reference/<run>/<tier>.json.
 Exit status: non-zero when a run fails or a metric leaves its tolerance.
 """
 import argparse, subprocess, sys, time
@@ -14,12 +17,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from jepa_nb.runner import TIERS, reference_path  # noqa: E402  (the runner does not import torch)
+from jepa_nb.runner import TIERS, reference_for  # noqa: E402  (the runner does not import torch)
 
 CLI = [sys.executable, "-m", "jepa_nb.runner"]
-# experiments that evaluate the pretrained checkpoint, passed as the explicit parameter `checkpoint`
+# pretraining runs: run folder -> extra parameters of nbs/10_pretrain.ipynb (one per method)
+PRETRAIN_RUNS: dict[str, list[str]] = {"10_pretrain": [], "10_pretrain_lejepa": ["method=lejepa"]}
+# experiments that evaluate the pretrained checkpoints, passed as the explicit parameters `checkpoint` / `compare_checkpoints`
 CHECKPOINT_EXPERIMENTS: list[str] = ["11_probe", "12_jepa_score_ood"]
-EXPERIMENTS = ["10_pretrain_ijepa", *CHECKPOINT_EXPERIMENTS, "13_ablate_masking"]   # in run order
+OPTIONAL = ["13_ablate_masking", "14_recipe_search"]           # always on the smoke tier
+EXPERIMENTS = [*PRETRAIN_RUNS, *CHECKPOINT_EXPERIMENTS, *OPTIONAL]   # run folders, in run order
 
 
 def sh(args, **kw):
@@ -30,33 +36,47 @@ def sh(args, **kw):
     return r.returncode
 
 
+def run_pretraining(tier: str, out: Path, *params: str) -> int:
+    "Both pretraining runs of `tier` into `out`; stop at the first failure."
+    for name, extra in PRETRAIN_RUNS.items():
+        args = CLI + ["run", ROOT / "nbs" / "10_pretrain.ipynb", "--tier", tier, "--run-dir", out / name, "--overwrite"]
+        for p in [*extra, *params]: args += ["-p", p]
+        rc = sh(args)
+        if rc: return rc
+    return 0
+
+
+def checkpoint_params(out: Path) -> list[str]:
+    "The parameters that hand the pretraining runs in `out` to a checkpoint experiment."
+    first, *rest = [out / name / "checkpoint.pt" for name in PRETRAIN_RUNS]
+    return ["-p", f"checkpoint={first}", "-p", "compare_checkpoints=[" + ", ".join(f'"{p}"' for p in rest) + "]"]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tier", default="cpu", choices=TIERS)
     ap.add_argument("--out", type=Path, default=None, help="folder for the runs (default runs/reproduce-<tier>)")
     ap.add_argument("--no-check", action="store_true", help="skip the comparison with data/reference")
     ap.add_argument("--with-ablation", action="store_true", help="also run 13_ablate_masking (always on for smoke)")
+    ap.add_argument("--with-search", action="store_true", help="also run 14_recipe_search (always on for smoke)")
     a = ap.parse_args(argv)
     out = (a.out or ROOT / "runs" / f"reproduce-{a.tier}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    nbs = ROOT / "nbs"
-    pre = out / "10_pretrain_ijepa"
-    rc = sh(CLI + ["run", nbs / "10_pretrain_ijepa.ipynb", "--tier", a.tier, "--run-dir", pre, "--overwrite"])
+    rc = run_pretraining(a.tier, out)
     if rc: return rc
-    ckpt = pre / "checkpoint.pt"
-    runs = [pre]
-    failed = 0
+    runs, failed = [out / name for name in PRETRAIN_RUNS], 0
     for stem in CHECKPOINT_EXPERIMENTS:
         runs.append(out / stem)
-        failed |= sh(CLI + ["run", nbs / f"{stem}.ipynb", "--tier", a.tier, "--run-dir", runs[-1], "--overwrite", "-p", f"checkpoint={ckpt}"])
-    if a.with_ablation or a.tier == "smoke":
-        runs.append(out / "13_ablate_masking")
-        failed |= sh(CLI + ["run", nbs / "13_ablate_masking.ipynb", "--tier", a.tier, "--run-dir", runs[-1], "--overwrite"])
+        failed |= sh(CLI + ["run", ROOT / "nbs" / f"{stem}.ipynb", "--tier", a.tier, "--run-dir", runs[-1], "--overwrite", *checkpoint_params(out)])
+    for stem, wanted in zip(OPTIONAL, (a.with_ablation, a.with_search)):
+        if wanted or a.tier == "smoke":
+            runs.append(out / stem)
+            failed |= sh(CLI + ["run", ROOT / "nbs" / f"{stem}.ipynb", "--tier", a.tier, "--run-dir", runs[-1], "--overwrite"])
     failed |= sh(CLI + ["report", *runs, "--out", out / "report"])
     if not a.no_check:
         refs = ROOT / "data" / "reference"
-        checked = [r for r in runs if reference_path(refs, r.name, a.tier).exists()]
+        checked = [r for r in runs if reference_for(refs, r, r.name, a.tier).exists()]
         for r in runs:
             if r not in checked: print(f"no reference data/reference/{r.name}/{a.tier}.json: {r.name} not checked")
         if a.tier == "smoke" and len(checked) < len(runs): failed = 1   # the CI gate needs every reference

@@ -236,9 +236,9 @@ class AttentiveProbe(nn.Module):
         pooled, _ = self.attn(self.query.expand(len(tokens), -1, -1), kv, kv, need_weights=False)   # (B, 1, D)
         return self.head(pooled.squeeze(1))                                 # (B, classes)
 
-# %% ../nbs/07_eval.ipynb #f2aec42f
+# %% ../nbs/07_eval.ipynb #fa13bf2e
 def attentive_probe(train_tokens: torch.Tensor, train_y, test_tokens: torch.Tensor, test_y, *, epochs: int = 20, lr: float = 3e-3,
-                    weight_decay: float = 0.05, batch_size: int = 256, val_frac: float = 0.1, num_heads: int = 4, seed: int = 0) -> ProbeResult:
+                    weight_decay: float = 0.05, batch_size: int = 64, val_frac: float = 0.1, num_heads: int = 4, seed: int = 0) -> ProbeResult:
     "Train an `AttentiveProbe` on frozen tokens (N, T, D); keep the best-validation epoch; test accuracy in a `ProbeResult` (C = that epoch)."
     from sklearn.model_selection import train_test_split
     train_y, test_y = torch.as_tensor(train_y).long(), torch.as_tensor(test_y).long()

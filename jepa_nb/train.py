@@ -33,7 +33,7 @@ __all__ = ['CKPT_FORMAT', 'RUNTIME_FIELDS', 'pretrain', 'IJEPAConfig', 'IJEPA', 
            'ijepa_targets', 'ijepa_loss', 'position_only_loss', 'feature_std', 'effective_rank', 'CheckpointError',
            'save_checkpoint', 'load_checkpoint', 'load_ijepa', 'load_pretrained', 'build_masker', 'ijepa_step',
            'check_recipe', 'make_loader', 'hparams_at', 'train_step', 'TrainResult', 'train_ijepa',
-           'plot_training_curves']
+           'plot_training_curves', 'load_compared']
 
 # %% ../nbs/06_train.ipynb #5bad7990
 @dataclasses.dataclass(frozen=True)
@@ -180,7 +180,7 @@ def effective_rank(features: torch.Tensor, eps: float = 1e-12) -> float:
     p = s / (s.sum() + eps) + eps
     return float(torch.exp(-(p * p.log()).sum()))
 
-# %% ../nbs/06_train.ipynb #60741e0c
+# %% ../nbs/06_train.ipynb #9fa0b677
 CKPT_FORMAT = "jepa_nb.ijepa/1"
 
 
@@ -229,7 +229,7 @@ def load_pretrained(path, map_location="cpu", *, allow_partial: bool = False) ->
     "`load_ijepa` for evaluation: also refuse a stale checkpoint (unfinished training, or out of step with its run folder)."
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path}. Pretrain first (e.g. `jepa-nb run nbs/10_pretrain_ijepa.ipynb`) "
+        raise CheckpointError(f"checkpoint not found: {path}. Pretrain first (e.g. `jepa-nb run nbs/10_pretrain.ipynb`) "
                               f"and pass its checkpoint.pt path")
     model, cfg, ckpt = load_ijepa(path, map_location)
     total = ckpt["extra"].get("total_steps") if isinstance(ckpt.get("extra"), dict) else None
@@ -373,7 +373,7 @@ def _resume_(model, opt, cfg: IJEPAConfig, resume, device) -> int:
     except (RuntimeError, ValueError, KeyError) as e: raise CheckpointError(f"checkpoint {resume} does not fit this model/data: {e}") from e
     return ckpt["step"]
 
-# %% ../nbs/06_train.ipynb #3b0f7d78
+# %% ../nbs/06_train.ipynb #bed8c63a
 def train_ijepa(cfg: IJEPAConfig, data: ImageData, *, run: Run | None = None, resume=None, max_steps: int | None = None,
                 checkpoint_path=None, progress: bool = True, monitor_data: ImageData | None = None,
                 callbacks: Sequence[Callable[[int, dict], None]] = ()) -> TrainResult:
@@ -417,7 +417,8 @@ def train_ijepa(cfg: IJEPAConfig, data: ImageData, *, run: Run | None = None, re
             ips = len(window) * cfg.batch_size / max(time.time() - t_last, 1e-9)
             row = {"loss": sum(r["loss"] for r in window) / len(window), **hp,
                    **{k: sum(r[k] for r in window) / len(window) for k in parts}, "img_per_s": round(ips, 1), **(mon or {})}
-            print(f"step {done:6d}/{total}  loss {row['loss']:.4f}" + (f" (position-only {row['pos_only_loss']:.4f})" if "pos_only_loss" in row else "")
+            print(f"step {done:6d}/{total}  loss {row['loss']:.4f}" + (f"  prediction {row['pred_loss']:.4f} (position-only {row['pos_only_loss']:.4f})"
+                                                                    if "pos_only_loss" in row else "")
                   + f"  lr {hp['lr']:.2e}  wd {hp['wd']:.3f}" + (f"  init left {hp['init_share']:.3f}" if "init_share" in hp else "")
                   + f"  {ips:6.0f} img/s" + (f"  std {mon['feature_std']:.3f}  erank {mon['effective_rank']:.1f}" if mon else ""), flush=True)
             if run is not None: run.log(done, **row)
@@ -449,3 +450,17 @@ def plot_training_curves(history: list, monitors: list, cfg: IJEPAConfig | None 
         ax.plot([m["step"] for m in monitors], [m[key] for m in monitors], "o-"); ax.set(xlabel="step", title=f"pooled {key.replace('_', ' ')}")
     fig.tight_layout()
     return fig
+
+# %% ../nbs/06_train.ipynb #c62f36b3
+def load_compared(paths: Sequence, like: IJEPAConfig, in_chans: int, *, allow_partial: bool = False) -> dict[str, tuple]:
+    "Checkpoints to compare with a run of `like`: {name: (model, cfg, ckpt)}, named by method (numbered when methods repeat)."
+    if not all(isinstance(p, (str, Path)) and str(p) for p in paths):
+        raise ValueError(f"expected a list of checkpoint.pt paths, got {list(paths)!r}")
+    loaded = [(str(p), *load_pretrained(p, allow_partial=allow_partial)) for p in paths]
+    for p, _, c, ck in loaded:
+        if (c.dataset, c.img_size, ck["in_chans"]) != (like.dataset, like.img_size, in_chans):
+            raise ValueError(f"checkpoint {p} was trained on (dataset, img_size, in_chans) {(c.dataset, c.img_size, ck['in_chans'])}, "
+                             f"not {(like.dataset, like.img_size, in_chans)} like the run it is compared with")
+    methods = [c.method for _, _, c, _ in loaded]
+    names = [m + (str(methods[:i + 1].count(m)) if methods.count(m) > 1 else "") for i, m in enumerate(methods)]
+    return {n: (model, c, ck) for n, (_, model, c, ck) in zip(names, loaded)}

@@ -19,7 +19,7 @@ def test_smoke_tier_reproduces_references(tmp_path):
         status = json.loads((out / stem / "status.json").read_text())
         assert status["status"] == "complete", (stem, status)
         assert (out / stem / "results.json").exists() and (out / stem / "env.json").exists()
-    assert (out / "10_pretrain_ijepa" / "checkpoint.pt").exists()
+    assert (out / "10_pretrain" / "checkpoint.pt").exists()
     assert (out / "report" / "report.md").exists()
 
 
