@@ -69,7 +69,7 @@ class ImageData:
         return (f"ImageData({self.name!r}: images {tuple(self.images.shape)} uint8, labels {tuple(self.labels.shape)}, "
                 f"{len(self.classes)} classes" + (f", meta: {meta}" if meta else "") + ")")
 
-# %% ../nbs/01_data.ipynb #4abde87f
+# %% ../nbs/01_data.ipynb #23ce48a4
 def _resize_center_crop(img: torch.Tensor, size: int) -> torch.Tensor:
     "uint8 (C, H, W) -> uint8 (C, size, size): resize the short side to `size` (antialiased), centre-crop."
     C, H, W = img.shape
@@ -80,32 +80,14 @@ def _resize_center_crop(img: torch.Tensor, size: int) -> torch.Tensor:
     return x[:, top:top + size, left:left + size].round().clamp(0, 255).to(torch.uint8)
 
 
-def _image_mode(ds, col: str) -> str:
-    "'L' when the first images are all greyscale, else 'RGB' (alpha and palettes are converted away)."
-    feat = ds.features[col]
-    modes = {im.mode for im in ds.select(range(min(16, len(ds)))).cast_column(col, type(feat)(decode=True))[col]}
-    return "L" if modes <= {"L", "1", "I", "I;16", "F"} else "RGB"
-
-
-def hf_to_imagedata(ds, name: str = "", image_col: str | None = None, label_col: str | None = None,
-                    classes: list | None = None, image_size: int | None = None) -> ImageData:
-    "A Hugging Face `datasets.Dataset` with an image column (and optionally a label column) -> `ImageData`."
-    import datasets
-    cols = ds.column_names
-    image_col = image_col or next((c for c in ("image", "img", "pixel_values") if c in cols), None)
-    label_col = label_col or next((c for c in ("label", "labels", "fine_label") if c in cols), None)
-    if image_col is None or image_col not in cols:
-        raise ValueError(f"dataset {name!r} has no image column {image_col or ''}; columns: {cols}")
-    if label_col is not None and label_col not in cols:
-        raise ValueError(f"dataset {name!r} has no label column {label_col!r}; columns: {cols}")
-    if isinstance(ds.features[image_col], datasets.Image):   # decoded as (C, H, W) in one mode for all images
-        ds = ds.cast_column(image_col, datasets.Image(mode=_image_mode(ds, image_col)))
-    col = ds.with_format("torch", columns=[image_col])[:][image_col]
-    if isinstance(col, torch.Tensor):                         # arrays stored as (N, H, W) or (N, C, H, W)
-        col = col[:, None] if col.ndim == 3 else col
-        ims = [col] if image_size is None or col.shape[-2:] == (image_size, image_size) else list(col)
+def _image_tensor(ds, col: str, name: str, image_size: int | None) -> torch.Tensor:
+    "uint8 (N, C, H, W) from an image column (decoded in one mode) or an array column; `image_size` resizes and crops."
+    col_ = ds.with_format("torch", columns=[col])[:][col]
+    if isinstance(col_, torch.Tensor):                        # arrays stored as (N, H, W) or (N, C, H, W)
+        col_ = col_[:, None] if col_.ndim == 3 else col_
+        ims = [col_] if image_size is None or col_.shape[-2:] == (image_size, image_size) else list(col_)
     else:
-        ims = [c[None] if c.ndim == 2 else c for c in col]
+        ims = [c[None] if c.ndim == 2 else c for c in col_]
     if len(ims) > 1 or image_size is not None and ims[0].shape[-2:] != (image_size, image_size):
         if image_size is None:
             sizes = sorted({tuple(c.shape[-2:]) for c in ims})
@@ -114,13 +96,85 @@ def hf_to_imagedata(ds, name: str = "", image_col: str | None = None, label_col:
             ims = [torch.stack(ims)]
         else:
             ims = [torch.stack([_resize_center_crop(c.to(torch.uint8), image_size) for c in ims])]
-    images = ims[0].clamp(0, 255).to(torch.uint8).contiguous()
+    return ims[0].clamp(0, 255).to(torch.uint8).contiguous()
+
+# %% ../nbs/01_data.ipynb #8172b7ba
+_LABEL_COLS = ("label", "labels", "fine_label")   # label columns found without being named
+
+
+def _is_grey(mode: str) -> bool: return mode in ("1", "L", "LA", "I", "F") or mode.startswith("I;")
+
+
+def _as_image_column(ds, col: str):
+    "Cast a column of `{'bytes', 'path'}` structs or raw bytes (the `datasets.Image` storage, e.g. written by pandas) to `datasets.Image`."
+    import datasets
+    feat = ds.features[col]
+    is_struct = isinstance(feat, dict) and "bytes" in feat and set(feat) <= {"bytes", "path"}
+    if is_struct or feat == datasets.Value("binary") or feat == datasets.Value("large_binary"):
+        ds = ds.cast_column(col, datasets.Image())
+    return ds
+
+
+def _image_mode(ds, col: str, name: str = "") -> str:
+    "'L' when every image is greyscale, 'RGB' when every image is colour (modes read from file headers only); a mix is an error."
+    import io
+    import datasets
+    from PIL import Image
+    where: dict[str, list[str]] = {}                      # PIL mode -> up to 3 example files (or rows)
+    for i, x in enumerate(ds.cast_column(col, datasets.Image(decode=False))[col]):
+        with Image.open(io.BytesIO(x["bytes"]) if x["bytes"] is not None else x["path"]) as im:
+            ex = where.setdefault(im.mode, [])
+        if len(ex) < 3: ex.append(Path(x["path"]).name if x["path"] else f"row {i}")
+    grey = sorted(m for m in where if _is_grey(m))
+    if grey and len(grey) < len(where):
+        show = lambda ms: ", ".join(f"{m} ({', '.join(where[m])})" for m in ms)
+        raise ValueError(f"dataset {name!r} mixes greyscale and colour images: {show(grey)} vs "
+                         f"{show(sorted(set(where) - set(grey)))}; pass mode='L' to convert every image to greyscale "
+                         f"or mode='RGB' to convert every image to colour")
+    return "L" if grey else "RGB"
+
+# %% ../nbs/01_data.ipynb #28dd8da2
+def _label_tensor(ds, col: str, name: str, classes: list | None) -> tuple[torch.Tensor, list | None]:
+    "int64 labels from column `col`; string labels become indices into `classes` (default: the sorted unique strings)."
+    import datasets
+    if getattr(ds.features[col], "dtype", None) in ("string", "large_string"):
+        found = sorted(ds.unique(col))
+        classes = list(found if classes is None else classes)
+        if unknown := [c for c in found if c not in classes]:
+            raise ValueError(f"dataset {name!r}: labels {unknown[:5]} in column {col!r} are not among the classes {classes[:10]}")
+        ds = ds.cast_column(col, datasets.ClassLabel(names=classes))
+    labels = torch.as_tensor(np.asarray(ds.with_format("numpy", columns=[col])[:][col]), dtype=torch.long)
+    return labels, classes if classes is not None else getattr(ds.features[col], "names", None)
+
+# %% ../nbs/01_data.ipynb #a70c102d
+def hf_to_imagedata(ds, name: str = "", image_col: str | None = None, label_col: str | None = "auto",
+                    classes: list | None = None, image_size: int | None = None, mode: str | None = None) -> ImageData:
+    "A Hugging Face `datasets.Dataset` with an image column and a label column (`label_col=None`: unlabelled on purpose) -> `ImageData`."
+    import datasets
+    cols = ds.column_names
+    image_col = image_col or next((c for c in ("image", "img", "pixel_values") if c in cols), None)
+    if image_col is None or image_col not in cols:
+        raise ValueError(f"dataset {name!r} has no image column {image_col or ''}; columns: {cols}")
+    if label_col == "auto":
+        label_col = next((c for c in _LABEL_COLS if c in cols), None)
+        if label_col is None:
+            raise ValueError(f"dataset {name!r} has no label column (looked for {list(_LABEL_COLS)}); columns: {cols}. Name the "
+                             f"column (labels='COLUMN' in load_data, label_col= here) or load it unlabelled on purpose with "
+                             f"labels=None (label_col=None here)")
+    if label_col is not None and label_col not in cols:
+        raise ValueError(f"dataset {name!r} has no label column {label_col!r}; columns: {cols}")
+    if mode not in (None, "L", "RGB"): raise ValueError(f"mode must be None (all images in one mode), 'L' or 'RGB', got {mode!r}")
+    ds = _as_image_column(ds, image_col)
+    if isinstance(ds.features[image_col], datasets.Image):   # decoded as (C, H, W) in one mode for all images
+        ds = ds.cast_column(image_col, datasets.Image(mode=mode or _image_mode(ds, image_col, name)))
+    elif mode is not None:
+        raise ValueError(f"mode={mode!r} converts image files, but column {image_col!r} of {name!r} holds arrays ({ds.features[image_col]})")
+    images = _image_tensor(ds, image_col, name, image_size)
     if label_col is None:
-        labels = torch.full((len(images),), -1, dtype=torch.long)
+        labels, names = torch.full((len(images),), -1, dtype=torch.long), None
     else:
-        labels = torch.as_tensor(np.asarray(ds.with_format("numpy", columns=[label_col])[:][label_col]), dtype=torch.long)
+        labels, names = _label_tensor(ds, label_col, name, classes)
     if classes is None:
-        names = getattr(ds.features.get(label_col), "names", None) if label_col else None
         classes = list(names) if names else [str(i) for i in range(int(labels.max()) + 1 if len(labels) else 0)]
     return ImageData(images, labels, classes, name)
 
@@ -272,13 +326,13 @@ def make_shapes(n: int = 2000, size: int = 32, seed: int = 0, *, shape_probs=Non
     return ImageData(images.contiguous(), f["shape"].clone(), list(SHAPES), "shapes", meta)
 
 # %% ../nbs/01_data.ipynb #5ea13c9b
-HUB_DATASETS = {  # name -> hub id, config, image column, label column, {our split: hub split}, default image_size
+HUB_DATASETS = {  # name -> hub id, config, image column, label column, {our split: hub split}, default image_size, image mode
     "cifar10": dict(hub_id="uoft-cs/cifar10", config=None, image_col="img", label_col="label",
-                    splits={"train": "train", "test": "test"}, image_size=None),
+                    splits={"train": "train", "test": "test"}, image_size=None, mode="RGB"),
     "stl10": dict(hub_id="tanganke/stl10", config=None, image_col="image", label_col="label",
-                  splits={"train": "train", "test": "test"}, image_size=None),
-    "imagenette": dict(hub_id="frgfm/imagenette", config="160px", image_col="image", label_col="label",
-                       splits={"train": "train", "test": "validation"}, image_size=128),
+                  splits={"train": "train", "test": "test"}, image_size=None, mode="RGB"),
+    "imagenette": dict(hub_id="frgfm/imagenette", config="160px", image_col="image", label_col="label",   # ImageNet has a few grey JPEGs
+                       splits={"train": "train", "test": "validation"}, image_size=128, mode="RGB"),
 }
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -331,11 +385,12 @@ def load_hub(name: str, split: str = "train", *, image_size: int | None = None, 
             f"[{type(e).__name__}: {str(e)[:160]}]. Provide a local copy instead: an image folder with one sub-folder per class "
             f"-> load_data('folder:/path/to/{name}'), or a parquet file with columns image, label -> "
             f"load_data('parquet:/path/to/{name}-{{split}}.parquet'); or download it on a machine online into cache_dir={cache_dir}.") from e
-    return hf_to_imagedata(ds, name, spec["image_col"], spec["label_col"], image_size=image_size or spec["image_size"])
+    return hf_to_imagedata(ds, name, spec["image_col"], spec["label_col"], image_size=image_size or spec["image_size"], mode=spec["mode"])
 
 
-def load_local(spec: str, split: str = "train", *, image_size: int | None = None) -> ImageData:
-    "`folder:PATH` (class sub-folders, optionally under train/ and test/) or `parquet:PATH` (columns image, label); PATH may hold `{split}`."
+def load_local(spec: str, split: str = "train", *, image_size: int | None = None, mode: str | None = None,
+               labels: str | None = "auto") -> ImageData:
+    "`folder:PATH` (class sub-folders, maybe under train/, test/) or `parquet:PATH` (image, label); `mode='L'|'RGB'` converts, `labels=None`: unlabelled."
     import datasets
     kind, _, raw = spec.partition(":")
     if kind not in ("folder", "parquet"): raise ValueError(f"unknown local dataset kind {kind!r}; use 'folder:PATH' or 'parquet:PATH'")
@@ -348,9 +403,12 @@ def load_local(spec: str, split: str = "train", *, image_size: int | None = None
                          f"'{{split}}' in it (e.g. '{kind}:/data/{{split}}.parquet')")
     if kind == "folder":
         ds = datasets.load_dataset("imagefolder", data_dir=str(path), split="train")
+        if labels == "auto" and "label" not in ds.column_names:      # imagefolder labels by sub-folder, and only with two or more
+            raise ValueError(f"folder {path} gives no labels: images are labelled by their class sub-folder and it needs at least two "
+                             f"(found {sorted(p.name for p in path.iterdir() if p.is_dir())}); load it unlabelled on purpose with labels=None")
     else:
         ds = datasets.load_dataset("parquet", data_files=str(path), split="train")
-    return hf_to_imagedata(ds, f"{kind}:{path}", image_size=image_size)
+    return hf_to_imagedata(ds, f"{kind}:{path}", label_col=labels, image_size=image_size, mode=mode)
 
 # %% ../nbs/01_data.ipynb #92c1680d
 LOCAL_DATASETS = ("mnist5k", "digits", "shapes")

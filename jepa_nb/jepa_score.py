@@ -54,6 +54,8 @@ def scoring_mode(encoder: nn.Module):
 def _check_images(x) -> None:
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         raise ValueError(f"expected images (B, C, H, W), got {type(x).__name__} of shape {tuple(getattr(x, 'shape', ()))}")
+    if len(x) == 0:   # the Jacobian's shape needs one forward pass, and an empty batch is almost always an upstream slip
+        raise ValueError(f"the batch is empty (0 images, shape {tuple(x.shape)}): there is nothing to score; check the split or filter that made it")
     if not x.is_floating_point():
         raise ValueError(f"expected float images (B, C, H, W), got dtype {x.dtype}; apply the model's transform first")
 

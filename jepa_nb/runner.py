@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 # %% auto #0
-__all__ = ['TIERS', 'RESERVED', 'ParamError', 'RunFailed', 'parse_value', 'parse_param', 'parse_params', 'split_values',
-           'parse_grid', 'NotebookParam', 'notebook_params', 'describe_params', 'validate_params', 'tier_file',
-           'load_tier', 'resolve_params', 'params_hash', 'run_notebook', 'sweep', 'format_table', 'RunRecord',
-           'find_runs', 'load_run', 'collect', 'summarize', 'report', 'write_reference', 'CheckRow', 'reference_path',
-           'reference_for', 'check_run', 'check', 'main']
+__all__ = ['TIERS', 'RESERVED', 'EXPERIMENT_GLOB', 'ParamError', 'RunFailed', 'parse_value', 'parse_param', 'parse_params',
+           'split_values', 'parse_grid', 'experiments_dir', 'experiment_name', 'experiments', 'find_experiment',
+           'NotebookParam', 'notebook_params', 'describe_params', 'validate_params', 'tier_file', 'load_tier',
+           'resolve_params', 'experiment_tiers', 'experiment_table', 'params_hash', 'run_notebook', 'sweep',
+           'format_table', 'RunRecord', 'find_runs', 'load_run', 'collect', 'summarize', 'report', 'write_reference',
+           'CheckRow', 'reference_path', 'reference_for', 'check_run', 'check', 'main']
 
 # %% ../nbs/09_runner.ipynb #ab0d2407
 TIERS = ("smoke", "cpu", "gpu")   # the named tiers of the course (any tier with a file works)
@@ -114,6 +115,52 @@ def parse_grid(items: Iterable[str]) -> dict[str, list]:
         grid[k] = [parse_value(v) for v in split_values(s.partition("=")[2])]
     return grid
 
+# %% ../nbs/09_runner.ipynb #43fc9ee8
+EXPERIMENT_GLOB = "1[0-9]_*.ipynb"   # experiment notebooks are numbered after the lessons
+
+
+def experiments_dir(start: str | Path | None = None) -> Path | None:
+    "The folder of the experiment notebooks: `start` (default: cwd) or its `nbs/`, or the same for the nearest parent that has them."
+    p = Path(start or Path.cwd()).resolve()
+    return next((c for d in [p, *p.parents] for c in (d, d / "nbs") if any(c.glob(EXPERIMENT_GLOB))), None)
+
+
+def experiment_name(stem: str) -> str:
+    "An experiment's short name: its notebook stem without the number prefix (`10_pretrain` -> `pretrain`)."
+    return re.sub(r"^\d+[a-z]?_", "", stem)
+
+
+def experiments(folder: str | Path | None = None) -> dict[str, Path]:
+    "The experiment notebooks in `folder` (default: `experiments_dir()`), `{stem: path}` in order."
+    folder = Path(folder) if folder is not None else experiments_dir()
+    return {p.stem: p.resolve() for p in sorted(folder.glob(EXPERIMENT_GLOB))} if folder is not None else {}
+
+
+def find_experiment(name: str, folder: str | Path | None = None) -> Path:
+    "The experiment notebook called `name` (`pretrain`, `10_pretrain` or `10_pretrain.ipynb`); unknown names list the known ones."
+    folder = Path(folder) if folder is not None else experiments_dir()
+    exps, key = experiments(folder), str(name).removesuffix(".ipynb")
+    hits = [p for stem, p in exps.items() if key in (stem, experiment_name(stem))]
+    if len(hits) == 1: return hits[0]
+    if hits: raise ValueError(f"experiment name {name!r} is ambiguous: {[p.stem for p in hits]}; give the numbered stem")
+    if not exps:
+        raise FileNotFoundError(f"notebook not found: {name} (and no experiment notebooks {EXPERIMENT_GLOB} in {Path.cwd()}, "
+                                "its nbs/ or their parents, to look the name up)")
+    close = difflib.get_close_matches(key, [n for s in exps for n in (experiment_name(s), s)], n=2, cutoff=0.6)
+    raise FileNotFoundError(f"notebook not found: {name} is neither a file nor a known experiment"
+                            + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else "")
+                            + f"; experiments in {folder}: " + ", ".join(f"{experiment_name(s)} ({s})" for s in exps))
+
+
+def _notebook_path(notebook) -> Path:
+    "The resolved path of `notebook`: an existing .ipynb file, else an experiment's name (`find_experiment`)."
+    nb = Path(notebook).expanduser()
+    if not nb.is_file() and len(nb.parts) == 1 and nb.suffix in ("", ".ipynb"): return find_experiment(str(notebook))
+    nb = nb.resolve()
+    if not nb.is_file(): raise FileNotFoundError(f"notebook not found: {notebook}")
+    if nb.suffix != ".ipynb": raise ValueError(f"not a notebook (.ipynb): {notebook}")
+    return nb
+
 # %% ../nbs/09_runner.ipynb #b9287363
 _TYPE_NAMES = {"int": "int", "float": "float", "str": "str", "bool": "bool", "list": "list", "tuple": "list", "dict": "dict"}
 
@@ -128,13 +175,6 @@ class NotebookParam:
 
     def describe(self) -> str:
         return f"{self.name}: {self.type} = {self.default!r}" + (f"  # {self.help}" if self.help else "")
-
-
-def _notebook_path(notebook) -> Path:
-    nb = Path(notebook).expanduser().resolve()
-    if not nb.is_file(): raise FileNotFoundError(f"notebook not found: {notebook}")
-    if nb.suffix != ".ipynb": raise ValueError(f"not a notebook (.ipynb): {notebook}")
-    return nb
 
 
 def notebook_params(notebook) -> dict[str, NotebookParam]:
@@ -188,8 +228,8 @@ def validate_params(notebook, params: Mapping, source: str = "parameters", decla
 
 # %% ../nbs/09_runner.ipynb #7244af8b
 def tier_file(notebook, tier: str, params_dir: str | Path | None = None) -> Path:
-    "Where `tier`'s parameter file for `notebook` lives: `<params_dir or notebook folder/params>/<stem>/<tier>.json`."
-    nb = Path(notebook)
+    "Where `tier`'s parameter file for `notebook` (a path or a name) lives: `<params_dir or notebook folder/params>/<stem>/<tier>.json`."
+    nb = _notebook_path(notebook)
     return Path(params_dir or nb.resolve().parent / "params") / nb.stem / f"{tier}.json"
 
 
@@ -225,6 +265,18 @@ def resolve_params(notebook, tier: str | None = None, params: Mapping | None = N
     final = {k: p.default for k, p in declared.items()} | t | c
     sources = {k: "cli" if k in c else "tier" if k in t else "default" for k in final}
     return final, sources, t | c
+
+# %% ../nbs/09_runner.ipynb #f4d1d175
+def experiment_tiers(notebook, params_dir: str | Path | None = None) -> list[str]:
+    "The tiers `notebook` can run with: those with a parameter file, and cpu (the defaults); smoke, cpu, gpu first."
+    have = {p.stem for p in tier_file(notebook, "-", params_dir).parent.glob("*.json")} | {"cpu"}
+    return sorted(have, key=lambda t: (TIERS.index(t) if t in TIERS else len(TIERS), t))
+
+
+def experiment_table(folder: str | Path | None = None, params_dir: str | Path | None = None) -> list[dict]:
+    "One row per experiment notebook in `folder` (default: `experiments_dir()`): its name, notebook and tiers."
+    return [dict(experiment=experiment_name(stem), notebook=os.path.relpath(p), tiers=", ".join(experiment_tiers(p, params_dir)))
+            for stem, p in experiments(folder).items()]
 
 # %% ../nbs/09_runner.ipynb #d58e9c78
 def _now() -> str: return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -649,7 +701,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name, hlp in [("run", "execute a notebook into a run folder"), ("sweep", "run a grid of parameters (comma-separated values)")]:
         p = sub.add_parser(name, help=hlp)
-        p.add_argument("notebook", type=Path)
+        p.add_argument("notebook", type=Path, help="a notebook path or an experiment's name (pretrain, 10_pretrain; see jepa-nb list)")
         p.add_argument("--tier", default=None, help="smoke | cpu | gpu (default: settings.ini default_tier)")
         p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                        help="a parameter; values are JSON/python literals, else strings" + ("; commas outside [] and quotes separate grid values" if name == "sweep" else ""))
@@ -669,9 +721,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", type=Path, default=None, help="reference root (default: <data_dir>/reference)")
     p.add_argument("--tier", default=None, help="reference tier (default: each run's own)")
     p = sub.add_parser("params", help="list a notebook's parameters (and a tier's values)")
-    p.add_argument("notebook", type=Path)
+    p.add_argument("notebook", type=Path, help="a notebook path or an experiment's name")
     p.add_argument("--tier", default=None)
     p.add_argument("--params-dir", type=Path, default=None)
+    p = sub.add_parser("list", help="list the experiment notebooks (nbs/1[0-9]_*.ipynb) and their tiers")
+    p.add_argument("--params-dir", type=Path, default=None, help="tier files folder (default: <notebook folder>/params)")
     return ap
 
 
@@ -682,7 +736,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log, handler, level = logging.getLogger("papermill"), logging.StreamHandler(sys.stderr), logging.getLogger("papermill").level
     handler.setFormatter(logging.Formatter("%(message)s"))
     try:
-        if a.cmd in ("run", "sweep", "params") and a.tier is None: a.tier = _settings_for(a.notebook.resolve()).default_tier
+        if a.cmd in ("run", "sweep", "params"): a.notebook = _notebook_path(a.notebook)   # a path or an experiment's name
+        if a.cmd in ("run", "sweep", "params") and a.tier is None: a.tier = _settings_for(a.notebook).default_tier
         if a.cmd in ("run", "sweep") and not a.quiet: log.addHandler(handler); log.setLevel(logging.INFO)   # stream the notebook's output
         if a.cmd == "run":
             print(f"jepa-nb run {a.notebook} --tier {a.tier}", file=sys.stderr, flush=True)
@@ -712,6 +767,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             declared = notebook_params(a.notebook)
             print(describe_params(declared))
             print(f"tier {a.tier}: {json.dumps(validate_params(a.notebook, load_tier(a.notebook, a.tier, a.params_dir), 'tier file', declared))}")
+        elif a.cmd == "list":
+            rows = experiment_table(params_dir=a.params_dir)
+            if not rows: raise FileNotFoundError(f"no experiment notebooks ({EXPERIMENT_GLOB}) in {Path.cwd()}, its nbs/ or their parents")
+            print(format_table(rows))
         return 0
     except RunFailed as e:
         print(f"jepa-nb {a.cmd}: run failed: {e}", file=sys.stderr)

@@ -225,3 +225,19 @@ def test_check_against_reference(proj, swept):
     r = cli("check", failed_member, proj / "runs/nowhere", "--reference", ref_root, cwd=proj)
     assert r.returncode == 1 and "2 of 2 checks failed" in r.stderr
     assert "run failed: FloatingPointError" in r.stdout and "run folder not found" in r.stdout
+
+
+def test_experiments_by_name():
+    "`jepa-nb list` shows the course's experiments and tiers; a name resolves to its notebook; an unknown one lists the known."
+    root = Path(__file__).resolve().parents[1]
+    listed, unknown, params = (launch("list", cwd=root), launch("run", "pretrian", "--tier", "smoke", cwd=root),
+                               launch("params", "pretrain", "--tier", "smoke", cwd=root / "nbs"))
+    listed, unknown, params = finish(listed), finish(unknown), finish(params)
+    assert listed.returncode == 0, listed.stderr
+    rows = {l.split()[0]: l for l in listed.stdout.splitlines()[2:]}
+    assert "nbs/10_pretrain.ipynb" in rows["pretrain"] and "smoke, cpu, gpu" in rows["pretrain"]
+    assert set(rows) >= {"pretrain", "probe", "jepa_score_ood"}
+    assert unknown.returncode == 2 and not unknown.stdout
+    for e in ["pretrian", "did you mean 'pretrain'", "pretrain (10_pretrain)", "probe (11_probe)"]: assert e in unknown.stderr, (e, unknown.stderr)
+    assert params.returncode == 0, params.stderr
+    assert "run_dir: str" in params.stdout and "tier smoke: {" in params.stdout
