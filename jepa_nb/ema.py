@@ -57,11 +57,12 @@ def ema_update_(target: nn.Module, online: nn.Module, m: float) -> None:
 # %% ../nbs/05_ema.ipynb #1ef60aa8
 def ema_init_share(step: int, total_steps: int, start: float = 0.996, end: float = 1.0) -> float:
     "Share of the initial weights left in the EMA target after `step` updates: the product of the momenta of steps 0..step-1."
-    n = min(max(int(step), 0), total_steps)
-    s = torch.arange(n, dtype=torch.float64)
-    m = start + (end - start) * s / total_steps
-    if (m <= 0).any(): return 0.0
-    return float(torch.exp(torch.log(m).sum()) * (end ** (step - n) if step > n else 1.0))
+    n, b = min(max(int(step), 0), total_steps), (end - start) / total_steps        # m_s = start + b*s for s < total_steps
+    if n == 0: log_p = 0.0
+    elif start <= 0: return 0.0
+    elif b == 0: log_p = n * math.log(start)
+    else: log_p = n * math.log(b) + math.lgamma(start / b + n) - math.lgamma(start / b)   # prod (start + b s) = b^n G(start/b + n) / G(start/b)
+    return math.exp(log_p) * (end ** (step - n) if step > n else 1.0)
 
 # %% ../nbs/05_ema.ipynb #e3cbe3b6
 def param_groups(*modules: nn.Module) -> list[dict]:
