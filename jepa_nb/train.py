@@ -426,7 +426,11 @@ def train_ijepa(cfg: IJEPAConfig, data: ImageData, *, run: Run | None = None, re
         if ckpt_path is not None and cfg.ckpt_every and done % cfg.ckpt_every == 0 and done != end:
             save_checkpoint(ckpt_path, model, opt, done, cfg, total_steps=total)
     if ckpt_path is not None: save_checkpoint(ckpt_path, model, opt, end, cfg, total_steps=total)
-    if run is not None and history: run.save_fig(plot_training_curves(history, monitors, cfg), "training_curves")
+    if run is not None and history:
+        import matplotlib.pyplot as plt
+        fig = plot_training_curves(history, monitors, cfg)
+        run.save_fig(fig, "training_curves")
+        plt.close(fig)                                                   # saved, not shown: the caller decides what to show
     return TrainResult(model, history, monitors, end, ckpt_path)
 
 
