@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import Config, ConfigError, Run, get_device, make_generator, seed_everything
-from .data import ImageData, dataset_stats, make_transform
+from .data import ImageData, dataset_stats, load_data, make_transform
 from .ema import ema_init_share, ema_momentum_at, ema_update_, lr_at, param_groups, set_hparams_, wd_at
 from .lejepa import SIGREG_STREAM, LeJEPA, Projector, lejepa_step, sigreg, view_loader
 from .masks import apply_masks, make_masker, mask_loader, steps_per_epoch
@@ -33,7 +33,7 @@ __all__ = ['CKPT_FORMAT', 'RUNTIME_FIELDS', 'pretrain', 'IJEPAConfig', 'IJEPA', 
            'ijepa_targets', 'ijepa_loss', 'position_only_loss', 'feature_std', 'effective_rank', 'CheckpointError',
            'save_checkpoint', 'load_checkpoint', 'load_ijepa', 'load_pretrained', 'build_masker', 'ijepa_step',
            'check_recipe', 'make_loader', 'hparams_at', 'train_step', 'TrainResult', 'train_ijepa',
-           'plot_training_curves', 'load_compared']
+           'plot_training_curves', 'load_compared', 'eval_transform']
 
 # %% ../nbs/06_train.ipynb #5bad7990
 @dataclasses.dataclass(frozen=True)
@@ -468,3 +468,9 @@ def load_compared(paths: Sequence, like: IJEPAConfig, in_chans: int, *, allow_pa
     methods = [c.method for _, _, c, _ in loaded]
     names = [m + (str(methods[:i + 1].count(m)) if methods.count(m) > 1 else "") for i, m in enumerate(methods)]
     return {n: (model, c, ck) for n, (_, model, c, ck) in zip(names, loaded)}
+
+
+def eval_transform(cfg: IJEPAConfig, full_train: ImageData | None = None):
+    "The eval transform of a run of `cfg`: its resolution, normalised with the statistics of the images it was pretrained on (the first `n_train` of its train split)."
+    tr = load_data(cfg.dataset, "train", seed=cfg.seed) if full_train is None else full_train
+    return make_transform(False, cfg.img_size, data=tr.subset(range(min(cfg.n_train, len(tr)))) if cfg.n_train else tr)
