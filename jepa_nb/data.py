@@ -26,9 +26,10 @@ from .core import load_settings, make_generator
 # %% auto #0
 __all__ = ['SPLIT_SEED', 'MNIST5K_TEST_PER_CLASS', 'DIGITS_TEST_PER_CLASS', 'SHAPES', 'COLOURS', 'BACKGROUNDS', 'SIZES',
            'POSITIONS', 'SHAPE_FACTORS', 'HUB_DATASETS', 'LOCAL_DATASETS', 'SPLITS', 'ImageData', 'hf_to_imagedata',
-           'fixed_split', 'load_mnist5k', 'load_digits', 'frame_like_mnist', 'make_shapes', 'hub_offline',
-           'hub_reachable', 'hub_offline_mode', 'load_hub', 'load_local', 'load_data', 'resize', 'normalize',
-           'crop_boxes', 'random_resized_crop', 'dataset_stats', 'Transform', 'make_transform', 'match_format']
+           'fixed_split', 'load_mnist5k', 'load_digits', 'frame_like_mnist', 'make_shapes', 'make_counting',
+           'hub_offline', 'hub_reachable', 'hub_offline_mode', 'load_hub', 'load_local', 'load_data', 'resize',
+           'normalize', 'crop_boxes', 'random_resized_crop', 'dataset_stats', 'Transform', 'make_transform',
+           'match_format']
 
 # %% ../nbs/01_data.ipynb #7aec60aa
 @dataclasses.dataclass
@@ -325,6 +326,34 @@ def make_shapes(n: int = 2000, size: int = 32, seed: int = 0, *, shape_probs=Non
             "factor_probs": {k: tuple(p.tolist()) for k, p in probs.items()}, "factor_names": dict(SHAPE_FACTORS)}
     return ImageData(images.contiguous(), f["shape"].clone(), list(SHAPES), "shapes", meta)
 
+# %% ../nbs/01_data.ipynb #2c8542c2
+def make_counting(n: int = 2000, size: int = 32, seed: int = 0, *, max_objects: int = 4, stream: int = 0) -> ImageData:
+    "RGB scenes of 1..max_objects non-touching shapes on black; labels = count - 1; meta: count, centre / radius per object (NaN if absent)."
+    if n < 1 or size < 12: raise ValueError(f"make_counting needs n >= 1 and size >= 12, got n={n}, size={size}")
+    if not 1 <= max_objects <= 9: raise ValueError(f"max_objects must be in 1..9 (one object per cell of a 3x3 grid), got {max_objects}")
+    g = make_generator(seed, 0xC0047, stream)
+    count = torch.randint(1, max_objects + 1, (n,), generator=g)                        # (n,)
+    cells = torch.rand(n, 9, generator=g).argsort(1)[:, :max_objects]                   # (n, max) distinct cells
+    kind = torch.randint(0, len(SHAPES), (n, max_objects), generator=g)
+    colour = torch.randint(0, len(COLOURS), (n, max_objects), generator=g)
+    side = size / 3
+    radius = (0.08 + 0.04 * torch.rand(n, max_objects, generator=g)) * size           # (n, max), < side / 2
+    margin = (side / 2 - radius - 1).clamp_min(0)                  # room to move, keeping 1 px to the cell border: objects >= 2 px apart
+    cell_yx = torch.stack([cells // 3, cells % 3], -1).float()                         # (n, max, 2)
+    centre = (cell_yx + 0.5) * side + (2 * torch.rand(n, max_objects, 2, generator=g) - 1) * margin[..., None]
+    yy, xx = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    images = torch.zeros(n, 3, size, size, dtype=torch.uint8)
+    rgb = torch.tensor(list(COLOURS.values()), dtype=torch.uint8)
+    present = torch.arange(max_objects)[None] < count[:, None]                         # (n, max)
+    for j in range(max_objects):                                                       # a few slots, each vectorised over images
+        m = _shape_masks(kind[:, j], yy - centre[:, j, 0, None, None], xx - centre[:, j, 1, None, None], radius[:, j, None, None])
+        m &= present[:, j, None, None]
+        images = torch.where(m[:, None], rgb[colour[:, j]][:, :, None, None], images)
+    nan = torch.tensor(float("nan"))
+    meta = {"count": count, "centre": torch.where(present[..., None], centre, nan), "radius": torch.where(present, radius, nan),
+            "shape": torch.where(present, kind, -1), "colour": torch.where(present, colour, -1)}
+    return ImageData(images.contiguous(), count - 1, [str(k) for k in range(1, max_objects + 1)], "counting", meta)
+
 # %% ../nbs/01_data.ipynb #5ea13c9b
 HUB_DATASETS = {  # name -> hub id, config, image column, label column, {our split: hub split}, default image_size, image mode
     "cifar10": dict(hub_id="uoft-cs/cifar10", config=None, image_col="img", label_col="label",
@@ -410,8 +439,8 @@ def load_local(spec: str, split: str = "train", *, image_size: int | None = None
         ds = datasets.load_dataset("parquet", data_files=str(path), split="train")
     return hf_to_imagedata(ds, f"{kind}:{path}", label_col=labels, image_size=image_size, mode=mode)
 
-# %% ../nbs/01_data.ipynb #92c1680d
-LOCAL_DATASETS = ("mnist5k", "digits", "shapes")
+# %% ../nbs/01_data.ipynb #9941a915
+LOCAL_DATASETS = ("mnist5k", "digits", "shapes", "counting")
 SPLITS = ("train", "test", "all")
 
 
@@ -424,7 +453,7 @@ def _call_loader(fn, name: str, args: tuple, fixed: dict, options: dict):
 
 
 def load_data(name: str | None = None, split: str = "train", *, n: int | None = None, seed: int = 0, **kw) -> ImageData:
-    "Load a dataset by name: mnist5k, digits, shapes, cifar10/stl10/imagenette, `folder:PATH` or `parquet:PATH`; `n` keeps the first n."
+    "Load a dataset by name: mnist5k, digits, shapes, counting, cifar10/stl10/imagenette, `folder:PATH` or `parquet:PATH`; `n` keeps the first n."
     name = name or load_settings().default_dataset
     if split not in SPLITS: raise ValueError(f"unknown split {split!r}; choose from {list(SPLITS)}")
     if n is not None and n < 1: raise ValueError(f"n must be a positive number of images, got {n}")
@@ -433,6 +462,9 @@ def load_data(name: str | None = None, split: str = "train", *, n: int | None = 
     elif name == "shapes":
         if split == "all": raise ValueError("shapes has no 'all' split: train and test are independent draws; use 'train' or 'test'")
         data = _call_loader(make_shapes, name, (), dict(n=2000 if n is None else n, seed=seed, stream=SPLITS.index(split)), kw)
+    elif name == "counting":
+        if split == "all": raise ValueError("counting has no 'all' split: train and test are independent draws; use 'train' or 'test'")
+        data = _call_loader(make_counting, name, (), dict(n=2000 if n is None else n, seed=seed, stream=SPLITS.index(split)), kw)
     elif name in HUB_DATASETS: data = _call_loader(load_hub, name, (name, split), {}, kw)
     elif name.startswith(("folder:", "parquet:")): data = _call_loader(load_local, name, (name, split), {}, kw)
     else:
