@@ -4,7 +4,7 @@
 
 For every seed it runs the tier through the `jepa-nb` runner exactly as ci/reproduce.py does (both pretraining
 runs of 10_pretrain, then the checkpoint experiments on that seed's checkpoints, then 13_ablate_masking and
-14_recipe_search with `seeds=[seed]`), into <work>/s<seed>/<run>, and writes one reference per run: value = mean
+14_recipe_search and 15_compare with `seeds=[seed]`), into <work>/s<seed>/<run>, and writes one reference per run: value = mean
 over the seeds, tolerance = max(3 std over the seeds, 0.005), plus the expected loss curve of the pretraining runs.
 Metrics that cannot fail are left out of the gate (still reported): an AUROC whose 3-std interval covers all of
 [0, 1]. Timing metrics (`*_per_s`, `*_minutes`, `*_seconds`) are never gated. The environment of the first run is

@@ -1,6 +1,6 @@
 """Reproduce the course's experiments for one parameter tier, then report and check them.
 
-    python ci/reproduce.py --tier smoke|cpu|gpu [--out DIR] [--no-check] [--with-ablation] [--with-search]
+    python ci/reproduce.py --tier smoke|cpu|gpu [--out DIR] [--no-check] [--with-ablation] [--with-search] [--with-comparison]
 
 Runs, through the `jepa-nb` runner (papermill):
   10_pretrain         (method=ijepa)  -> checkpoint.pt, curves with yardsticks, probes next to the untrained twin
@@ -9,6 +9,7 @@ Runs, through the `jepa-nb` runner (papermill):
    and the LeJEPA one in `compare_checkpoints`)
   13_ablate_masking  (with --with-ablation, or always for the smoke tier)
   14_recipe_search   (with --with-search, or always for the smoke tier)
+  15_compare         (with --with-comparison, or always for the smoke tier)
 then `jepa-nb report` over the runs and `jepa-nb check` against data/reference/<run>/<tier>.json.
 Exit status: non-zero when a run fails or a metric leaves its tolerance.
 """
@@ -24,7 +25,7 @@ CLI = [sys.executable, "-m", "jepa_nb.runner"]
 PRETRAIN_RUNS: dict[str, list[str]] = {"10_pretrain": [], "10_pretrain_lejepa": ["method=lejepa"]}
 # experiments that evaluate the pretrained checkpoints, passed as the explicit parameters `checkpoint` / `compare_checkpoints`
 CHECKPOINT_EXPERIMENTS: list[str] = ["11_probe", "12_jepa_score_ood"]
-OPTIONAL = ["13_ablate_masking", "14_recipe_search"]           # always on the smoke tier
+OPTIONAL = {"13_ablate_masking": "ablation", "14_recipe_search": "search", "15_compare": "comparison"}   # stem -> --with-<flag>; always on the smoke tier
 EXPERIMENTS = [*PRETRAIN_RUNS, *CHECKPOINT_EXPERIMENTS, *OPTIONAL]   # run folders, in run order
 
 
@@ -57,8 +58,8 @@ def main(argv=None) -> int:
     ap.add_argument("--tier", default="cpu", choices=TIERS)
     ap.add_argument("--out", type=Path, default=None, help="folder for the runs (default runs/reproduce-<tier>)")
     ap.add_argument("--no-check", action="store_true", help="skip the comparison with data/reference")
-    ap.add_argument("--with-ablation", action="store_true", help="also run 13_ablate_masking (always on for smoke)")
-    ap.add_argument("--with-search", action="store_true", help="also run 14_recipe_search (always on for smoke)")
+    for stem, flag in OPTIONAL.items():
+        ap.add_argument(f"--with-{flag}", action="store_true", help=f"also run {stem} (always on for smoke)")
     a = ap.parse_args(argv)
     out = (a.out or ROOT / "runs" / f"reproduce-{a.tier}").resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -69,8 +70,8 @@ def main(argv=None) -> int:
     for stem in CHECKPOINT_EXPERIMENTS:
         runs.append(out / stem)
         failed |= sh(CLI + ["run", ROOT / "nbs" / f"{stem}.ipynb", "--tier", a.tier, "--run-dir", runs[-1], "--overwrite", *checkpoint_params(out)])
-    for stem, wanted in zip(OPTIONAL, (a.with_ablation, a.with_search)):
-        if wanted or a.tier == "smoke":
+    for stem, flag in OPTIONAL.items():
+        if getattr(a, f"with_{flag}") or a.tier == "smoke":
             runs.append(out / stem)
             failed |= sh(CLI + ["run", ROOT / "nbs" / f"{stem}.ipynb", "--tier", a.tier, "--run-dir", runs[-1], "--overwrite"])
     failed |= sh(CLI + ["report", *runs, "--out", out / "report"])

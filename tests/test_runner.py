@@ -179,7 +179,7 @@ def test_sweep_continues_after_failure(proj, swept):
 
 def test_report_mean_std_over_seeds(proj, good, swept):
     r = cli("report", "runs/sweep", good[1], "--out", "runs/report", cwd=proj)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1 and "2 run(s) failed or were interrupted" in r.stderr, r.stderr   # written, and says so
     out = proj / "runs/report"
     for f in ["report.md", "report.html", "summary.csv", "curves_toy.png", "final_toy.png"]:
         assert (out / f).stat().st_size > 0, f

@@ -1,0 +1,165 @@
+"""Fault injection (issue 9), for real on the smoke tier: a pretraining run killed with SIGKILL and resumed from the
+CLI, a full disk while checkpointing, two runs started into one folder, and bad datasets given to a real run."""
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "jepa_nb.runner"]
+TIMING = {"train_minutes", "img_per_s", "checkpoint"}          # results that may differ between two runs of one setting
+
+
+def cli(*args, timeout=600):
+    return subprocess.run([*CLI, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def start(*args):
+    return subprocess.Popen([*CLI, *map(str, args)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(cond, proc, what, timeout=300):
+    t0 = time.time()
+    while not cond():
+        if proc.poll() is not None: pytest.fail(f"the run ended (exit {proc.returncode}) before {what}: {proc.stderr.read()[-2000:]}")
+        if time.time() - t0 > timeout: pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def checkpoint_step(d: Path):
+    try: return json.loads((d / "checkpoint.json").read_text())["step"]
+    except (OSError, ValueError, KeyError): return None
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    d = tmp_path_factory.mktemp("faults") / "uninterrupted"
+    r = cli("run", "pretrain", "--tier", "smoke", "--run-dir", d, "-q")
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def test_kill_9_then_resume_is_bit_identical(uninterrupted, tmp_path):
+    d = tmp_path / "killed"
+    target = random.choice([4, 8, 12])                    # a checkpoint step of the smoke tier (ckpt_every 4, 16 steps)
+    proc = start("run", "pretrain", "--tier", "smoke", "--run-dir", d, "-q")
+    wait_for(lambda: (checkpoint_step(d) or 0) >= target, proc, f"the checkpoint of step {target}")
+    os.kill(proc.pid, signal.SIGKILL)                      # the runner, by its own PID
+    proc.wait()
+    st = json.loads((d / "status.json").read_text())
+    assert st["status"] == "running" and st["pid"] == proc.pid   # all a killed run can leave behind...
+    rep = cli("report", d, "--out", tmp_path / "report")         # ...which every reader shows as interrupted
+    assert rep.returncode == 1 and "interrupted" in rep.stderr and "jepa-nb resume" in rep.stderr, rep.stderr
+    chk = cli("check", d, "--reference", ROOT / "data" / "reference")
+    assert chk.returncode == 1 and "run interrupted" in chk.stdout, chk.stdout
+    killed_at = checkpoint_step(d)
+    r = cli("resume", d, "-q")
+    assert r.returncode == 0, r.stderr
+    st = json.loads((d / "status.json").read_text())
+    assert st["status"] == "complete" and st["resumed_from"]["step"] == killed_at and st["resumed_from"]["earlier"]["pid"] == proc.pid
+    a, b = (torch.load(x / "checkpoint.pt", weights_only=True) for x in (uninterrupted, d))
+    assert a["step"] == b["step"] == 16 and a["model"].keys() == b["model"].keys()
+    for k in a["model"]: assert torch.equal(a["model"][k], b["model"][k]), f"parameter {k} differs after kill and resume"
+    for k in a["optimizer"]["state"]:
+        for n, v in a["optimizer"]["state"][k].items(): assert torch.equal(v, b["optimizer"]["state"][k][n]), (k, n)
+    ra, rb = (json.loads((x / "results.json").read_text()) for x in (uninterrupted, d))
+    assert {k: v for k, v in ra.items() if k not in TIMING} == {k: v for k, v in rb.items() if k not in TIMING}
+    import pandas as pd
+    ma, mb = (pd.read_csv(x / "metrics.csv").drop(columns="img_per_s") for x in (uninterrupted, d))
+    pd.testing.assert_frame_equal(ma, mb)                 # the log continues where the checkpoint left it
+    assert not list(d.glob("*.tmp")) and not (d / ".lock").exists()
+
+
+def test_resume_refuses_what_it_cannot_continue(uninterrupted, tmp_path):
+    r = cli("resume", uninterrupted)
+    assert r.returncode == 2 and "complete: nothing to resume" in r.stderr
+    r = cli("run", "pretrain", "--tier", "smoke", "--run-dir", tmp_path / "x", "-p", "resume=somewhere.pt")
+    assert r.returncode == 2 and "jepa-nb resume RUN_DIR" in r.stderr
+
+
+def test_two_runs_into_one_folder(tmp_path):
+    d = tmp_path / "one"
+    first = start("run", "pretrain", "--tier", "smoke", "--run-dir", d, "-q")
+    wait_for(lambda: (d / ".lock").exists() and (d / "status.json").exists(), first, "the first run to claim the folder")
+    second = cli("run", "pretrain", "--tier", "smoke", "--run-dir", d, "-q")
+    assert second.returncode == 2 and "in use by a live run" in second.stderr and str(first.pid) in second.stderr, second.stderr
+    overwrite = cli("run", "pretrain", "--tier", "smoke", "--run-dir", d, "-q", "--overwrite")
+    assert overwrite.returncode == 2 and "in use by a live run" in overwrite.stderr   # --overwrite never deletes a live run
+    assert first.wait(timeout=600) == 0, first.stderr.read()
+    assert json.loads((d / "status.json").read_text())["status"] == "complete" and not (d / ".lock").exists()
+
+
+def test_disk_full_while_checkpointing(tmp_path):
+    "A file-size limit (RLIMIT_FSIZE) makes the next checkpoint write fail for real, as a full disk does."
+    code = f"""
+import json, resource, signal
+from pathlib import Path
+from jepa_nb.train import IJEPAConfig, build_model, load_checkpoint, save_checkpoint
+cfg = IJEPAConfig(embed_dim=32, depth=2, num_heads=4, pred_emb_dim=16, pred_depth=1)
+model, p = build_model(cfg, 1), Path({str(tmp_path)!r}) / "checkpoint.pt"
+save_checkpoint(p, model, None, 1, cfg)
+good = p.read_bytes()
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)                      # fail with EFBIG instead of being killed
+resource.setrlimit(resource.RLIMIT_FSIZE, (len(good) // 2, resource.RLIM_INFINITY))
+try:
+    save_checkpoint(p, model, None, 2, cfg)
+    print(json.dumps(dict(raised=None)))
+except OSError as e:
+    print(json.dumps(dict(raised=type(e).__name__, msg=str(e), same=p.read_bytes() == good, step=load_checkpoint(p)["step"],
+                          tmp=[q.name for q in p.parent.iterdir() if q.name.endswith(".tmp")])))
+"""
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["raised"] == "WriteError", out
+    assert str(tmp_path / "checkpoint.pt") in out["msg"] and "MiB free" in out["msg"] and "intact" in out["msg"]
+    assert out["same"] and out["step"] == 1 and out["tmp"] == []
+
+
+@pytest.fixture(scope="module")
+def bad_data(tmp_path_factory):
+    "The bad datasets of issue 9: a folder mixing grey and RGB classes, a pandas-written parquet with string labels, one without labels."
+    import io
+
+    import pandas as pd
+    from PIL import Image
+    from jepa_nb.data import load_data
+    root = tmp_path_factory.mktemp("bad_data")
+    digits = load_data("mnist5k", "train", n=40)
+    for i in range(40):
+        im = Image.fromarray(digits.images[i, 0].numpy())
+        cls = "grey" if i % 2 else "colour"
+        (root / "mixed" / cls).mkdir(parents=True, exist_ok=True)
+        (im if cls == "grey" else im.convert("RGB")).save(root / "mixed" / cls / f"{i}.png")
+    def png(i):
+        buf = io.BytesIO(); Image.fromarray(digits.images[i, 0].numpy()).save(buf, format="PNG"); return buf.getvalue()
+    rows = [{"image": {"bytes": png(i), "path": None}, "label": digits.classes[int(digits.labels[i])]} for i in range(40)]
+    pd.DataFrame(rows).to_parquet(root / "strings.parquet")
+    pd.DataFrame([{"image": r["image"]} for r in rows]).to_parquet(root / "nolabels.parquet")
+    return root
+
+
+def test_bad_datasets_get_clear_errors_or_load(bad_data):
+    from jepa_nb.data import load_data
+    with pytest.raises(ValueError, match="mixes greyscale and colour images.*mode='L'"):
+        load_data(f"folder:{bad_data / 'mixed'}")
+    assert load_data(f"folder:{bad_data / 'mixed'}", mode="L").images.shape[1] == 1
+    d = load_data(f"parquet:{bad_data / 'strings.parquet'}")                    # pandas image structs, string labels
+    assert d.images.shape == (40, 1, 28, 28) and sorted(d.classes) == sorted(set(d.classes)) and len(d.classes) == 10
+    with pytest.raises(ValueError, match="labels=None"):
+        load_data(f"parquet:{bad_data / 'nolabels.parquet'}")
+    assert (load_data(f"parquet:{bad_data / 'nolabels.parquet'}", labels=None).labels == -1).all()
+
+
+def test_a_real_run_on_a_bad_dataset_fails_naming_it(bad_data, tmp_path):
+    r = cli("run", "pretrain", "--tier", "smoke", "--run-dir", tmp_path / "r", "-q", "-p", f"dataset=folder:{bad_data / 'mixed'}")
+    assert r.returncode == 1 and "mixes greyscale and colour images" in r.stderr, r.stderr[-3000:]
+    st = json.loads((tmp_path / "r" / "status.json").read_text())
+    assert st["status"] == "failed" and "mode='L'" in st["error"]["evalue"]
