@@ -629,7 +629,7 @@ def summarize(final):
     return (final.groupby(["experiment", "group", "metric"], sort=False)["value"]
             .agg(mean="mean", std="std", n="count").reset_index())
 
-# %% ../nbs/09_runner.ipynb #d18f3b9d
+# %% ../nbs/09_runner.ipynb #240dbbf7
 def _plot_curves(curves, title: str, max_metrics: int = 6):
     import seaborn as sns
     from matplotlib.figure import Figure
@@ -659,7 +659,7 @@ def _plot_final(final, title: str, max_metrics: int = 8):
 
 
 def report(runs: Iterable[str | Path], out: str | Path | None = None) -> Path:
-    "Write report.md, report.html, summary.csv and figures comparing `runs` (mean ± std over seeds); return the folder."
+    "Write report.md, report.html, summary.csv and figures comparing `runs` (mean ± std over seeds), with each run's own figures; return the folder."
     import pandas as pd
     table, final, curves = collect(runs)
     out = Path(out) if out is not None else _settings_for(Path(table.run[0]) / "x").runs_dir / f"report-{_stamp()}"
@@ -686,6 +686,17 @@ def report(runs: Iterable[str | Path], out: str | Path | None = None) -> Path:
                 plot(d, exp).savefig(out / name, dpi=110)
                 md += [f"![{kind} of {exp}]({name})", ""]
                 html.append(f'<p><img src="{name}" alt="{kind} of {exp}"></p>')
+    figs = [(f"{i:02d}-{Path(r).parent.name}-{Path(r).name}", sorted((Path(r) / "figures").glob("*.png"))) for i, r in enumerate(table.run)]
+    if any(fs for _, fs in figs):                              # each run's own figures, copied next to the report
+        md += ["## Figures of each run", ""]; html.append("<h2>Figures of each run</h2>")
+        for label, fs in figs:
+            if not fs: continue
+            label = re.sub(r"[^A-Za-z0-9_.-]", "_", label)
+            (out / "figures" / label).mkdir(parents=True, exist_ok=True)
+            md += [f"### {label}", ""]; html.append(f"<h3>{label}</h3>")
+            for f in fs:
+                shutil.copy2(f, out / "figures" / label / f.name)
+                md += [f"![{f.stem}](figures/{label}/{f.name})", ""]; html.append(f'<p><img src="figures/{label}/{f.name}" alt="{f.stem}"></p>')
     runs_tab = table.assign(run=[Path(r).name for r in table.run]).astype(object)
     runs_tab = runs_tab.where(runs_tab.notna(), "")
     md += ["## Runs", "", _md_table(runs_tab), ""]

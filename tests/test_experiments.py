@@ -20,7 +20,9 @@ def test_smoke_tier_reproduces_references(tmp_path):
         assert status["status"] == "complete", (stem, status)
         assert (out / stem / "results.json").exists() and (out / stem / "env.json").exists()
     assert (out / "10_pretrain" / "checkpoint.pt").exists()
-    assert (out / "report" / "report.md").exists()
+    md = (out / "report" / "report.md").read_text()
+    assert "## Figures of each run" in md and "efficiency.png" in md and "predictor_decoded.png" in md   # 15's figures, in the report
+    assert all((out / "report" / l.split("](")[1].rstrip(")")).is_file() for l in md.splitlines() if l.startswith("![")) 
 
 
 def _run(args, tmp_path):
