@@ -29,7 +29,7 @@ __all__ = ['SPLIT_SEED', 'MNIST5K_TEST_PER_CLASS', 'DIGITS_TEST_PER_CLASS', 'SHA
            'normalize', 'crop_boxes', 'random_resized_crop', 'dataset_stats', 'Transform', 'make_transform',
            'match_format']
 
-# %% ../nbs/01_data.ipynb #7aec60aa
+# %% ../nbs/01_data.ipynb #30a6f43a
 @dataclasses.dataclass
 class ImageData:
     "An in-memory image dataset: uint8 `images` (N, C, H, W), int64 `labels` (N,) (-1: unlabelled), class names, metadata."
@@ -62,6 +62,11 @@ class ImageData:
             raise ValueError(f"boolean subset mask must have shape ({len(self)},), got {tuple(idx.shape)}")
         meta = {k: v[idx] if isinstance(v, torch.Tensor) and v.ndim > 0 and len(v) == len(self) else v for k, v in self.meta.items()}
         return ImageData(self.images[idx], self.labels[idx], list(self.classes), self.name, meta)
+
+    def head(self, n: int | None) -> ImageData:
+        "The first `n` images; all of them when `n` is 0 or None (an experiment's 'use everything')."
+        if n is not None and n < 0: raise ValueError(f"head needs n >= 0 (0 or None: all), got {n}")
+        return self.subset(range(min(n, len(self)))) if n else self
 
     def __repr__(self) -> str:
         meta = ", ".join(f"{k}{tuple(v.shape)}" if isinstance(v, torch.Tensor) else k for k, v in self.meta.items())
@@ -437,7 +442,7 @@ def load_local(spec: str, split: str = "train", *, image_size: int | None = None
         ds = datasets.load_dataset("parquet", data_files=str(path), split="train")
     return hf_to_imagedata(ds, f"{kind}:{path}", label_col=labels, image_size=image_size, mode=mode)
 
-# %% ../nbs/01_data.ipynb #9941a915
+# %% ../nbs/01_data.ipynb #14c74958
 LOCAL_DATASETS = ("mnist5k", "digits", "shapes", "counting")
 SPLITS = ("train", "test", "all")
 
@@ -468,7 +473,7 @@ def load_data(name: str | None = None, split: str = "train", *, n: int | None = 
     else:
         raise ValueError(f"unknown dataset {name!r}; choose from {list(LOCAL_DATASETS) + list(HUB_DATASETS)} "
                          f"or 'folder:PATH' / 'parquet:PATH'")
-    return data.subset(range(n)) if n is not None and len(data) > n else data
+    return data.head(n)
 
 # %% ../nbs/01_data.ipynb #3ba77f76
 def _float_batch(x: torch.Tensor, fn: str) -> torch.Tensor:

@@ -391,7 +391,7 @@ def _resume_(model, opt, cfg: IJEPAConfig, resume, device) -> dict:
     except (RuntimeError, ValueError, KeyError) as e: raise CheckpointError(f"checkpoint {resume} does not fit this model/data: {e}") from e
     return ckpt
 
-# %% ../nbs/06_train.ipynb #ced6fb4c
+# %% ../nbs/06_train.ipynb #a7be87ed
 def train_ijepa(cfg: IJEPAConfig, data: ImageData, *, run: Run | None = None, resume=None, max_steps: int | None = None,
                 checkpoint_path=None, progress: bool = True, monitor_data: ImageData | None = None,
                 callbacks: Sequence[Callable[[int, dict], None]] = (), evaluators: dict[str, Callable[[nn.Module], float]] | None = None) -> TrainResult:
@@ -399,7 +399,7 @@ def train_ijepa(cfg: IJEPAConfig, data: ImageData, *, run: Run | None = None, re
     from tqdm.auto import tqdm
     check_recipe(cfg)
     device = get_device(cfg.device)
-    if cfg.n_train is not None: data = data.subset(range(min(cfg.n_train, len(data))))
+    data = data.head(cfg.n_train)
     seed_everything(cfg.seed)
     model = build_model(cfg, data.images.shape[1]).to(device)
     opt = torch.optim.AdamW(param_groups(model), lr=cfg.lr, betas=(0.9, 0.999))   # the frozen EMA target is skipped
@@ -481,7 +481,7 @@ def plot_training_curves(history: list, monitors: list, cfg: IJEPAConfig | None 
     fig.tight_layout()
     return fig
 
-# %% ../nbs/06_train.ipynb #c62f36b3
+# %% ../nbs/06_train.ipynb #0311974d
 def load_compared(paths: Sequence, like: IJEPAConfig, in_chans: int, *, allow_partial: bool = False) -> dict[str, tuple]:
     "Checkpoints to compare with a run of `like`: {name: (model, cfg, ckpt)}, named by method (numbered when methods repeat)."
     if not all(isinstance(p, (str, Path)) and str(p) for p in paths):
@@ -499,4 +499,4 @@ def load_compared(paths: Sequence, like: IJEPAConfig, in_chans: int, *, allow_pa
 def eval_transform(cfg: IJEPAConfig, full_train: ImageData | None = None):
     "The eval transform of a run of `cfg`: its resolution, normalised with the statistics of the images it was pretrained on (the first `n_train` of its train split)."
     tr = load_data(cfg.dataset, "train", seed=cfg.seed) if full_train is None else full_train
-    return make_transform(False, cfg.img_size, data=tr.subset(range(min(cfg.n_train, len(tr)))) if cfg.n_train else tr)
+    return make_transform(False, cfg.img_size, data=tr.head(cfg.n_train))
