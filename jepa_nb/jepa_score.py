@@ -184,12 +184,11 @@ def jepa_score(encoder, x: torch.Tensor, method: str = "exact", p: int | None = 
 
 # %% ../nbs/08_jepa_score.ipynb #0261873f
 def auroc(scores_in, scores_out) -> float:
-    "AUROC for telling out- from in-distribution with anomaly scores (higher = more anomalous): P(out > in) + ½ P(tie)."
-    from scipy.stats import rankdata
+    "AUROC for telling out- from in-distribution with anomaly scores (higher = more anomalous): P(out > in) + ½ P(tie), by scikit-learn."
+    from sklearn.metrics import roc_auc_score
     a, b = (np.asarray(torch.as_tensor(v).double().cpu()).ravel() for v in (scores_in, scores_out))
     if not len(a) or not len(b): raise ValueError(f"auroc needs scores on both sides, got {len(a)} in and {len(b)} out")
-    r = rankdata(np.concatenate([a, b]))                                     # average ranks handle ties
-    return float((r[len(a):].sum() - len(b) * (len(b) + 1) / 2) / (len(a) * len(b)))
+    return float(roc_auc_score(np.r_[np.zeros(len(a)), np.ones(len(b))], np.concatenate([a, b])))   # OOD = the positive class
 
 
 def knn_distance_score(train_features: torch.Tensor, features: torch.Tensor, k: int = 10) -> torch.Tensor:
