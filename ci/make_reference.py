@@ -7,10 +7,10 @@ runs of 10_pretrain, then the checkpoint experiments on that seed's checkpoints,
 14_recipe_search and 15_compare with `seeds=[seed]`), into <work>/s<seed>/<run>, and writes one reference per run: value = mean
 over the seeds, tolerance = max(3 std over the seeds, 0.005), plus the expected loss curve of the pretraining runs.
 Metrics that cannot fail are left out of the gate (still reported): an AUROC whose 3-std interval covers all of
-[0, 1]. Timing metrics (`*_per_s`, `*_minutes`, `*_seconds`) are never gated. The environment of the first run is
+[0, 1]. Timing metrics (a `seconds`, `minutes` or `per_s` part in the name) are never gated. The environment of the first run is
 stored with each reference.
 """
-import argparse, json, subprocess, sys
+import argparse, json, re, subprocess, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,7 +18,6 @@ sys.path.insert(0, str(ROOT / "ci"))
 from reproduce import CHECKPOINT_EXPERIMENTS, CLI, EXPERIMENTS, OPTIONAL, PRETRAIN_RUNS, TIERS, checkpoint_params, run_pretraining  # noqa: E402
 from jepa_nb.runner import reference_path, write_reference  # noqa: E402
 
-TIMING = ("_per_s", "_minutes", "_seconds")
 
 
 def run(nb, tier, rd, *args):
@@ -34,7 +33,7 @@ def _complete(rd: Path) -> bool:
 def gated(name: str, entry: dict) -> bool:
     "Gate every numeric metric but timings and AUROCs whose 3-std interval covers all of [0, 1] (they cannot fail)."
     vacuous = name.startswith("auroc") and entry["value"] - entry["tol"] <= 0 and entry["value"] + entry["tol"] >= 1
-    timing = name.endswith(TIMING) or name.lstrip("_") in {t.lstrip("_") for t in TIMING}
+    timing = bool(re.search(r"(^|_)(seconds|minutes)(_|$)|(^|_)per_s(_|$)", name))     # train_seconds_mae, img_per_s, minutes
     return not timing and not vacuous
 
 
