@@ -34,7 +34,7 @@ test: setup
 
 # --- development helpers ----------------------------------------------------------------
 export: setup
-	$(BIN)/python ci/export.py
+	$(BIN)/nbdev-export
 	$(BIN)/nbdev-clean
 	$(BIN)/python ci/make_readme.py
 

@@ -1,6 +1,6 @@
 """Fail when the exported package, the notebooks' cleanliness or the README drift from their sources.
 
-1. `jepa_nb/` must equal a fresh export of `nbs/` (`ci/export.py`: nbdev-export; the notebooks are the source of truth).
+1. `jepa_nb/` must equal a fresh `nbdev-export` of `nbs/` (the notebooks are the source of truth).
 2. Every notebook must already be clean (`nbdev-clean` changes nothing), and each experiment
    notebook keeps exactly one papermill `parameters` cell after cleaning.
 3. `README.md` must equal what `ci/make_readme.py` renders from `nbs/index.ipynb`.
@@ -32,7 +32,7 @@ def main() -> int:
     ok = True
     lib = lambda: sorted((ROOT / "jepa_nb").rglob("*.py"))
     before = snapshot(lib())
-    subprocess.run([sys.executable, str(ROOT / "ci" / "export.py")], cwd=ROOT, check=True)   # nbdev-export, idempotent for named modules
+    subprocess.run([str(BIN / "nbdev-export")], cwd=ROOT, check=True)
     diff = changed(before, lib())
     if diff:
         ok = False
