@@ -3,7 +3,7 @@
 # %% auto 0
 __all__ = ['RunFailed', 'run_notebook', 'resume_run', 'sweep', 'format_table']
 
-# %% ../../nbs/09_runner.ipynb #9cd71014
+# %% ../../nbs/09_runner.ipynb #3b4b3d64
 # jepa_nb.runner.execute: running notebooks: one run (papermill), resume, sweeps
 import itertools
 import json
@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 from typing import Mapping, Sequence
 from .params import ParamError, RESERVED, _notebook_path, _settings_for, notebook_params, resolve_params, tier_file
-from .runs import RunLock, StatusFile, _error_summary, _now, _read_json, _stamp, _write_json, load_run, params_hash
+from ..core import StatusFile, read_json, run_stamp, utc_now, write_json
+from .runs import RunLock, _error_summary, load_run, params_hash
 
-# %% ../../nbs/09_runner.ipynb #2bab1906
+# %% ../../nbs/09_runner.ipynb #06fd43e6
 class RunFailed(RuntimeError):
     "A run failed; `.run_dir` keeps its partial executed notebook and a `failed` status.json."
     def __init__(self, msg: str, run_dir: str | Path):
@@ -33,7 +34,7 @@ def run_notebook(notebook, tier: str | None = None, params: Mapping | None = Non
     h = params_hash(final)
     if run_dir is None:
         root = Path(runs_root) if runs_root is not None else _settings_for(nb).runs_dir
-        run_dir = base = root / nb.stem / f"{tier or 'default'}-{_stamp()}-{h}"
+        run_dir = base = root / nb.stem / f"{tier or 'default'}-{run_stamp()}-{h}"
         for i in itertools.count(1):
             if not run_dir.exists(): break
             run_dir = base.with_name(f"{base.name}-{i}")
@@ -46,14 +47,14 @@ def run_notebook(notebook, tier: str | None = None, params: Mapping | None = Non
             for p in run_dir.iterdir():
                 if p.name != ".lock": shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
         final["run_dir"], sources["run_dir"], inject["run_dir"] = str(run_dir), "runner", str(run_dir)
-        earlier = _read_json(run_dir / "status.json") if resume else {}
+        earlier = read_json(run_dir / "status.json") if resume else {}
         if resume: inject["resume"] = str(run_dir / "checkpoint.pt")     # params.json keeps the run's own parameters
         else:
             tf = tier_file(nb, tier, params_dir) if tier else None
-            _write_json(run_dir / "params.json", dict(notebook=str(nb), experiment=nb.stem, tier=tier, params_hash=h,
+            write_json(run_dir / "params.json", dict(notebook=str(nb), experiment=nb.stem, tier=tier, params_hash=h,
                                                       tier_file=str(tf) if tf and tf.is_file() else None, params=final, sources=sources))
-        status = StatusFile(run_dir / "status.json", status="running", experiment=nb.stem, tier=tier, notebook=str(nb), started=_now(),
-                            python=sys.executable, **({"resumed_from": dict(step=_read_json(run_dir / "checkpoint.json").get("step"),
+        status = StatusFile(run_dir / "status.json", status="running", experiment=nb.stem, tier=tier, notebook=str(nb), started=utc_now(),
+                            python=sys.executable, **({"resumed_from": dict(step=read_json(run_dir / "checkpoint.json").get("step"),
                                                                              earlier=earlier)} if resume else {}))
         status.start_heartbeat()
         import papermill as pm
@@ -64,12 +65,12 @@ def run_notebook(notebook, tier: str | None = None, params: Mapping | None = Non
         except BaseException as e:
             err = _error_summary(e)
             status.stop()
-            status.update(status="failed", finished=_now(), duration_s=round(time.time() - t0, 2), error=err)
+            status.update(status="failed", finished=utc_now(), duration_s=round(time.time() - t0, 2), error=err)
             if not isinstance(e, Exception): raise
             where = f" in cell [{err['cell']}]" if err["cell"] is not None else ""
             raise RunFailed(f"{nb.name} failed{where}: {err['ename']}: {err['evalue']}\n  run folder: {run_dir}", run_dir) from None
         status.stop()
-        status.update(status="complete", finished=_now(), duration_s=round(time.time() - t0, 2))
+        status.update(status="complete", finished=utc_now(), duration_s=round(time.time() - t0, 2))
         return run_dir
     finally:
         lock.release()
@@ -78,7 +79,7 @@ def run_notebook(notebook, tier: str | None = None, params: Mapping | None = Non
 def resume_run(run_dir: str | Path, *, log_output: bool = False, kernel_name: str = "python3", grace_s: float = 2.0) -> Path:
     "Continue an interrupted (or failed) run in `run_dir` from its checkpoint.pt with its own parameters; raise `RunFailed` if it fails."
     run_dir = Path(run_dir).expanduser().resolve()
-    pj = _read_json(run_dir / "params.json")
+    pj = read_json(run_dir / "params.json")
     if not pj: raise FileNotFoundError(f"{run_dir} is not a run folder made by the runner (no params.json)")
     rec = load_run(run_dir)
     if rec.status == "running": raise FileExistsError(f"run {run_dir} is live ({rec.error or 'its process is running'}); it cannot be resumed while it runs")
@@ -95,7 +96,7 @@ def resume_run(run_dir: str | Path, *, log_output: bool = False, kernel_name: st
     return run_notebook(nb, pj.get("tier"), params, run_dir, params_dir=Path(tf).parent.parent if tf else None, resume=True,
                         log_output=log_output, kernel_name=kernel_name)
 
-# %% ../../nbs/09_runner.ipynb #0449b6a5
+# %% ../../nbs/09_runner.ipynb #9eb3dc07
 def _slug(v) -> str: return re.sub(r"[^A-Za-z0-9.+-]", "", json.dumps(v, default=str))[:24]
 
 
@@ -112,7 +113,7 @@ def sweep(notebook, grid: Mapping[str, Sequence], tier: str | None = None, param
     for pt in points: resolve_params(nb, tier, params | pt, params_dir=params_dir, declared=declared)
     if sweep_dir is None:
         root = Path(runs_root) if runs_root is not None else _settings_for(nb).runs_dir
-        sweep_dir = root / nb.stem / f"sweep-{tier or 'default'}-{_stamp()}"
+        sweep_dir = root / nb.stem / f"sweep-{tier or 'default'}-{run_stamp()}"
     sweep_dir = Path(sweep_dir).expanduser().resolve()
     if sweep_dir.exists() and any(sweep_dir.iterdir()): raise FileExistsError(f"sweep folder {sweep_dir} is not empty")
     varying = [k for k, v in grid.items() if len(v) > 1]
@@ -124,7 +125,7 @@ def sweep(notebook, grid: Mapping[str, Sequence], tier: str | None = None, param
         except RunFailed as e: row.update(status="failed", error=str(e).splitlines()[0])
         row["seconds"] = round(time.time() - t0, 1)
         rows.append(row)
-        _write_json(sweep_dir / "sweep.json", dict(notebook=str(nb), experiment=nb.stem, tier=tier, grid=grid, params=params, runs=rows))
+        write_json(sweep_dir / "sweep.json", dict(notebook=str(nb), experiment=nb.stem, tier=tier, grid=grid, params=params, runs=rows))
         if verbose: print(f"[{i + 1}/{len(points)}] {' '.join(f'{k}={v}' for k, v in pt.items())}: {row['status']} ({row['seconds']} s)", flush=True)
     return rows
 

@@ -3,7 +3,7 @@
 # %% auto 0
 __all__ = ['write_reference', 'CheckRow', 'reference_path', 'reference_for', 'check_run', 'check']
 
-# %% ../../nbs/09_runner.ipynb #1cfabbd1
+# %% ../../nbs/09_runner.ipynb #e842c8eb
 # jepa_nb.runner.gate: the reproduction gate: references from runs, checks against them
 import dataclasses
 import json
@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 from .params import _settings_for
-from .runs import _now, _read_json, _write_json, find_runs, load_run
+from ..core import read_json, utc_now, write_json
+from .runs import find_runs, load_run
 
-# %% ../../nbs/09_runner.ipynb #b49322d5
+# %% ../../nbs/09_runner.ipynb #6fb39d3a
 def write_reference(runs: Iterable[str | Path], path: str | Path | None = None, *, reference_root: str | Path | None = None,
                     metrics: Sequence[str] | None = None, curve: str | None = "loss", k: float = 3.0,
                     tol: float | Mapping[str, float] | None = None, min_tol: float = 1e-6, kind: str = "abs",
@@ -48,8 +49,8 @@ def write_reference(runs: Iterable[str | Path], path: str | Path | None = None, 
 
     ref = dict(experiment=recs[0].experiment, tier=recs[0].tier, k=k, n_seeds=n, seeds=[r.params.get("seed") for r in recs],
                metrics={}, curve=None, spread={}, params={k_: v for k_, v in recs[0].params.items() if k_ not in vary},
-               env=_read_json(recs[0].path / "env.json") or dict(python=sys.version.split()[0], platform=platform.platform()),
-               created=_now())
+               env=read_json(recs[0].path / "env.json") or dict(python=sys.version.split()[0], platform=platform.platform()),
+               created=utc_now())
     for m in names:
         ref["metrics"][m], ref["spread"][m] = entry([r.results[m] for r in recs], m)
     ungated = [m for m, e in ref["metrics"].items() if keep is not None and not keep(m, e)]
@@ -68,7 +69,7 @@ def write_reference(runs: Iterable[str | Path], path: str | Path | None = None, 
         path = root / ref["experiment"] / f"{ref['tier']}.json"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(path, ref)
+    write_json(path, ref)
     return path
 
 # %% ../../nbs/09_runner.ipynb #6f7d2ccf

@@ -3,7 +3,7 @@
 # %% auto 0
 __all__ = ['collect', 'summarize', 'report']
 
-# %% ../../nbs/09_runner.ipynb #896b8a12
+# %% ../../nbs/09_runner.ipynb #12b343e7
 # jepa_nb.runner.report: the comparison report over runs: tables, curves, mean ± std over seeds
 import json
 import re
@@ -11,7 +11,8 @@ import shutil
 from pathlib import Path
 from typing import Iterable, Sequence
 from .params import _settings_for
-from .runs import RunRecord, _stamp, find_runs, load_run
+from ..core import run_stamp
+from .runs import RunRecord, find_runs, load_run
 
 # %% ../../nbs/09_runner.ipynb #f4ef46df
 def _group_labels(recs: Sequence[RunRecord]) -> list[str]:
@@ -63,7 +64,7 @@ def summarize(final):
     return (final.groupby(["experiment", "group", "metric"], sort=False)["value"]
             .agg(mean="mean", std="std", n="count").reset_index())
 
-# %% ../../nbs/09_runner.ipynb #00ee3885
+# %% ../../nbs/09_runner.ipynb #afa01a02
 def _plot_curves(curves, title: str, max_metrics: int = 6):
     import seaborn as sns
     from matplotlib.figure import Figure
@@ -96,7 +97,7 @@ def report(runs: Iterable[str | Path], out: str | Path | None = None) -> Path:
     "Write report.md, report.html, summary.csv and figures comparing `runs` (mean ± std over seeds), with each run's own figures; return the folder."
     import pandas as pd
     table, final, curves = collect(runs)
-    out = Path(out) if out is not None else _settings_for(Path(table.run[0]) / "x").runs_dir / f"report-{_stamp()}"
+    out = Path(out) if out is not None else _settings_for(Path(table.run[0]) / "x").runs_dir / f"report-{run_stamp()}"
     out.mkdir(parents=True, exist_ok=True)
     summ = summarize(final)
     summ.to_csv(out / "summary.csv", index=False)
