@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import make_generator
+from .core import gather_rows, make_generator
 from .data import ImageData
 from .ema import set_hparams_
 from .masks import IndexedImages, StepBatchSampler
@@ -95,7 +95,8 @@ class LeJEPA(nn.Module):
         "Views (V*B, C, H, W), view-major -> projections (V, B, P) and embeddings (V, B, D)."
         if len(views) % num_views: raise ValueError(f"{len(views)} images do not split into {num_views} views")
         emb = self.encoder(views).mean(dim=1)                   # (V*B, D)
-        z = self.projector(emb)                                 # (V*B, P)
+        emb = gather_rows(emb.view(num_views, -1, emb.shape[-1]), dim=1).flatten(0, 1)   # under torchrun: every process's images (lesson 00)
+        z = self.projector(emb)                                 # (V*B, P): BatchNorm and SIGReg see the whole batch
         return z.view(num_views, -1, z.shape[-1]), emb.view(num_views, -1, emb.shape[-1])
 
 # %% ../nbs/05a_lejepa.ipynb #d2d6b617
