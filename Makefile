@@ -1,6 +1,7 @@
 # jepa_nb — every command sets up what it needs first (a .venv with CI's torch pins).
 #   make main    set up, then run the main job (cpu tier) on the embedded mnist5k data
 #   make test    set up, then run the whole test suite (what .ci/run calls)
+#   make browser install Chromium + chromedriver for tests/test_browser.py (as root, via apt; part of setup)
 SHELL := /bin/bash
 PY ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 CONSTRAINTS ?= ci/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: setup main test export clean-nbs check-sync nbtest pytest smoke readme bench help
+.PHONY: setup browser main test export clean-nbs check-sync nbtest pytest smoke readme bench help
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -20,7 +21,22 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[dev]"
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# Chromium for tests/test_browser.py (JupyterLab in a real browser). Installed only as root with apt-get and
+# only when missing; if that cannot happen, setup goes on and the browser test skips itself.
+CHROMIUM ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
+browser:
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium + chromium-driver with apt-get (for tests/test_browser.py, about a minute)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	     chromium chromium-driver) >/dev/null 2>&1 \
+	  || echo "notice: apt-get could not install chromium; tests/test_browser.py will be skipped"; \
+	else \
+	  echo "notice: no $(CHROMIUM) (needs root + apt-get to install); tests/test_browser.py will be skipped"; \
+	fi
 
 # --- the main job -------------------------------------------------------------------------
 main: setup
