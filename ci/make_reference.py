@@ -1,6 +1,6 @@
 """(Re)build the reproduction gate's references: data/reference/<run>/<tier>.json.
 
-    python ci/make_reference.py --tier smoke [--seeds 0,1,2] [--work DIR] [--only 11_probe,12_jepa_score_ood]
+    python ci/make_reference.py --tier smoke [--seeds 0,1,2] [--work DIR] [--only 11_probe,12_jepa_score_ood] [--[no-]progress]
 
 For every seed it runs the tier through the `jepa-nb` runner exactly as ci/reproduce.py does (both pretraining
 runs of 10_pretrain, then the checkpoint experiments on that seed's checkpoints, then 13_ablate_masking and
@@ -8,7 +8,8 @@ runs of 10_pretrain, then the checkpoint experiments on that seed's checkpoints,
 over the seeds, tolerance = max(3 std over the seeds, 0.005), plus the expected loss curve of the pretraining runs.
 Metrics that cannot fail are left out of the gate (still reported): an AUROC whose 3-std interval covers all of
 [0, 1]. Timing metrics (a `seconds`, `minutes` or `per_s` part in the name) are never gated. The environment of the first run is
-stored with each reference.
+stored with each reference. A progress bar counts the runs (seeds x runs) by jepa_nb.eval's rule: on a terminal, not
+under CI, unless --progress / --no-progress says otherwise.
 """
 import argparse, json, re, subprocess, sys
 from pathlib import Path
@@ -45,6 +46,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma-separated runs to rewrite (default: all)")
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "reference")
     ap.add_argument("--reuse", action="store_true", help="keep a seed's pretraining runs when both are already complete")
+    ap.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                    help="a progress bar over the runs (default: automatic, on a terminal and not under CI)")
     a = ap.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(",")]
     if len(seeds) < 2: ap.error("need >= 2 seeds to measure the spread")
@@ -52,16 +55,19 @@ def main(argv=None) -> int:
     only = [e for e in a.only.split(",") if e] or EXPERIMENTS
     unknown = [e for e in only if e not in EXPERIMENTS]
     if unknown: ap.error(f"unknown runs {unknown}; choose from {EXPERIMENTS}")
+    from jepa_nb.eval import progress_bar      # imports torch: after the argument checks
+    steps = []                                 # (seed, run) in run order: a seed's pretraining, then its experiments
     for s in seeds:
+        if any(e not in OPTIONAL for e in only): steps.append((s, None))
+        steps += [(s, e) for e in CHECKPOINT_EXPERIMENTS + list(OPTIONAL) if e in only]
+    for s, e in progress_bar(steps, a.progress, desc="reference runs", unit="run"):
         out = work / f"s{s}"
-        if any(e not in OPTIONAL for e in only):
+        if e is None:
             done = all(_complete(out / name) for name in PRETRAIN_RUNS)
             if a.reuse and done: print(f"reusing the complete pretraining runs in {out}")
             elif run_pretraining(a.tier, out, f"seed={s}"): return 1
-        for e in CHECKPOINT_EXPERIMENTS:
-            if e in only: run(e, a.tier, out / e, "-p", f"seed={s}", *checkpoint_params(out))
-        for e in OPTIONAL:
-            if e in only: run(e, a.tier, out / e, "-p", f"seeds=[{s}]")
+        elif e in CHECKPOINT_EXPERIMENTS: run(e, a.tier, out / e, "-p", f"seed={s}", *checkpoint_params(out))
+        else: run(e, a.tier, out / e, "-p", f"seeds=[{s}]")
     for e in only:
         note = (f"value = mean over seeds {seeds} (checkpoint experiments use that seed's pretraining checkpoints); "
                 "tol = max(3 std, 0.005); timings and AUROCs whose 3-std interval covers [0, 1] are not gated")

@@ -68,7 +68,7 @@ class MAEDecoder(ViTPredictor):
         if not isinstance(mask_idx, torch.Tensor): raise ValueError("MAEDecoder takes one (B, T) tensor of masked positions")
         return super().forward(ctx, ctx_idx, [mask_idx])                   # (B, T, out_dim)
 
-# %% ../nbs/05b_mae.ipynb #8627ea46
+# %% ../nbs/05b_mae.ipynb #1fc70f7a
 class MAE(nn.Module):
     "Masked autoencoder: `encoder` on the visible patches, `decoder` to the masked patches' pixels."
     def __init__(self, encoder: nn.Module, decoder: MAEDecoder):
@@ -90,7 +90,7 @@ def build_mae(encoder: nn.Module, dec_dim: int = 64, depth: int = 2, num_heads: 
     out_dim = encoder.patch_embed.patch_size ** 2 * encoder.patch_embed.in_chans      # p*p*C pixel values per patch
     return MAE(encoder, MAEDecoder(encoder.grid_size, encoder.embed_dim, out_dim, dec_dim, depth, num_heads, mlp_ratio))
 
-
+# %% ../nbs/05b_mae.ipynb #b99a3f76
 def mae_step(model: MAE, optimizer: torch.optim.Optimizer, batch: dict, *, lr: float, weight_decay: float, norm_pix: bool = True,
              bf16: bool = False, baseline: Callable | None = None) -> dict:
     "One optimisation step on a `mask_loader` batch (on the model's device); returns loss (and pred_loss, pos_only_loss with a `baseline`)."
