@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import socket
 import urllib.parse
@@ -15,13 +16,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import hub_offline, hub_offline_mode
+from .data import ImageData, Transform, dataset_stats, hub_offline, hub_offline_mode, make_transform, match_format
 from .masks import apply_masks
 
 # %% auto #0
 __all__ = ['VIT_PRESETS', 'sincos_pos_embed_2d', 'PatchEmbed', 'Attention', 'explicit_attention', 'Mlp', 'Block',
            'init_vit_weights_', 'rescale_blocks_', 'sincos_grid_of', 'ViTEncoder', 'vit_encoder', 'PooledEncoder',
-           'TimmEncoder', 'ijepa_timm_models', 'timm_encoder', 'load_ijepa_checkpoint']
+           'TimmEncoder', 'ijepa_timm_models', 'timm_encoder', 'timm_input_format', 'TimmInput', 'timm_transform',
+           'timm_spec', 'timm_experiment_encoder', 'load_ijepa_checkpoint']
 
 # %% ../nbs/03_vit.ipynb #c2e2b996
 def _pair(x, name: str = "size") -> tuple[int, int]:
@@ -207,18 +209,20 @@ class PooledEncoder(nn.Module):
 
 
 class TimmEncoder(nn.Module):
-    "Any timm ViT as an encoder: images (B, C, H, W) -> average-pooled patch tokens (B, D), prefix tokens skipped."
-    def __init__(self, model: nn.Module):
+    "Any timm ViT as an encoder: images (B, C, H, W) -> average-pooled patch tokens (B, D), or with `pool=False` the patch tokens (B, N, D); prefix tokens skipped."
+    def __init__(self, model: nn.Module, pool: bool = True):
         super().__init__()
         if not hasattr(model, "forward_features"): raise TypeError(f"{type(model).__name__} has no forward_features; expected a timm ViT")
         self.model = model
         self.embed_dim = getattr(model, "embed_dim", None) or model.num_features
         self.num_prefix_tokens = getattr(model, "num_prefix_tokens", 0)
+        self.pool = pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.model.forward_features(x)     # (B, P + N, D)
         if tokens.ndim != 3: raise ValueError(f"expected tokens (B, N, D) from forward_features, got {tuple(tokens.shape)}")
-        return tokens[:, self.num_prefix_tokens:].mean(dim=1)  # (B, D)
+        tokens = tokens[:, self.num_prefix_tokens:]  # (B, N, D)
+        return tokens.mean(dim=1) if self.pool else tokens  # (B, D) or (B, N, D)
 
 # %% ../nbs/03_vit.ipynb #e04f160c
 def ijepa_timm_models() -> list[str]:
@@ -238,7 +242,18 @@ def _timm_weights_cached(name: str) -> bool:
     return bool(cfg.url) and (Path(torch.hub.get_dir()) / "checkpoints" / Path(urllib.parse.urlparse(cfg.url).path).name).is_file()
 
 
-def timm_encoder(name: str, pretrained: bool = False, checkpoint_path: str | Path | None = None, *,
+@contextlib.contextmanager
+def _timm_load_messages():
+    "Collect what timm's weight loader logs: keys it could not match are logged, not raised, when the classifier is dropped."
+    import logging
+    log, records, handler = logging.getLogger("timm.models._builder"), [], logging.Handler(logging.INFO)
+    handler.emit, saved = records.append, (log.level, log.propagate)
+    log.setLevel(logging.INFO); log.propagate = False; log.addHandler(handler)
+    try: yield records
+    finally: log.removeHandler(handler); log.setLevel(saved[0]); log.propagate = saved[1]
+
+
+def timm_encoder(name: str, pretrained: bool = False, checkpoint_path: str | Path | None = None, *, pool: bool = True,
                  download_timeout: float = 60.0, **kw) -> TimmEncoder:
     "A timm model as a `TimmEncoder`: random init, downloaded weights (`pretrained`), or a local `checkpoint_path`."
     import timm
@@ -248,9 +263,12 @@ def timm_encoder(name: str, pretrained: bool = False, checkpoint_path: str | Pat
         checkpoint_path = Path(checkpoint_path)
         if not checkpoint_path.is_file(): raise FileNotFoundError(f"checkpoint for timm model {name!r} not found: {checkpoint_path}")
         try:
-            model = timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay=dict(file=str(checkpoint_path)), **kw)
+            with _timm_load_messages() as msgs:
+                model = timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay=dict(file=str(checkpoint_path)), **kw)
         except Exception as e:
             raise RuntimeError(f"could not load weights for timm model {name!r} from {checkpoint_path}: {type(e).__name__}: {e}") from e
+        unfit = [m.getMessage()[:300] for m in msgs if m.getMessage().startswith(("Missing keys", "Unexpected keys", "Unable to convert"))]
+        if unfit: raise RuntimeError(f"weights in {checkpoint_path} do not fit timm model {name!r} built with {kw}: " + " | ".join(unfit))
     elif pretrained:
         offline = hub_offline()
         if offline and not _timm_weights_cached(name):
@@ -268,7 +286,78 @@ def timm_encoder(name: str, pretrained: bool = False, checkpoint_path: str | Pat
             socket.setdefaulttimeout(saved)
     else:
         model = timm.create_model(name, pretrained=False, num_classes=0, **kw)
-    return TimmEncoder(model.eval())
+    return TimmEncoder(model.eval(), pool=pool)
+
+# %% ../nbs/03_vit.ipynb #b38cc3b3
+def timm_input_format(encoder: TimmEncoder) -> tuple[int, int]:
+    "(in_chans, side) of the square images a timm encoder's model takes: its patch embedding's, else its pretrained_cfg input_size."
+    m = encoder.model
+    pe = getattr(m, "patch_embed", None)
+    if getattr(pe, "img_size", None) is not None and hasattr(getattr(pe, "proj", None), "in_channels"):
+        c, (h, w) = pe.proj.in_channels, pe.img_size
+    elif (getattr(m, "pretrained_cfg", None) or {}).get("input_size"):
+        c, h, w = m.pretrained_cfg["input_size"]
+    else: raise ValueError(f"cannot tell which images {type(m).__name__} takes: no patch_embed.img_size and no pretrained_cfg input_size")
+    if h != w: raise ValueError(f"{type(m).__name__} takes {h}x{w} images, the experiments feed square ones: pass img_size=<side> in timm_kwargs")
+    return int(c), int(h)
+
+
+@dataclasses.dataclass(frozen=True)
+class TimmInput:
+    "uint8 images (B, c, H, W) -> a timm model's input: channels matched (`match_format`: grey replicated, colour averaged), then `transform`."
+    in_chans: int           # channels the model takes
+    transform: Transform    # resize to the model's side, normalise (a random resized crop when training)
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if images.shape[1] != self.in_chans: images = match_format(images, self.in_chans, tuple(images.shape[-2:]))
+        return self.transform(images, generator)
+
+    def augmenting(self, crop_scale=(0.3, 1.0)) -> TimmInput:
+        "The same input with training crops (random resized crops of `crop_scale` of the area) instead of a plain resize."
+        return dataclasses.replace(self, transform=dataclasses.replace(self.transform, train=True, crop_scale=tuple(crop_scale)))
+
+
+def timm_transform(encoder: TimmEncoder, data: ImageData | None = None) -> TimmInput:
+    "The eval input of a timm encoder, normalised with `data`'s statistics (random init; pass the train split) or, when data is None, its pretrained_cfg mean/std (weights)."
+    C, side = timm_input_format(encoder)
+    if data is None:
+        cfg = getattr(encoder.model, "pretrained_cfg", None) or {}
+        mean, std = tuple(cfg.get("mean", (0.5,))), tuple(cfg.get("std", (0.5,)))
+        if len(mean) != C: mean, std = (sum(mean) / len(mean),), (sum(std) / len(std),)   # e.g. in_chans=1 with RGB statistics
+    else:
+        x = data.images if data.images.shape[1] == C else match_format(data.images, C, tuple(data.images.shape[-2:]))
+        mean, std = dataset_stats(ImageData(x, data.labels, data.classes))
+    return TimmInput(C, make_transform(False, side, mean, std))
+
+# %% ../nbs/03_vit.ipynb #40830710
+def timm_spec(encoder: str, *, timm_kwargs: dict | None = None, dataset: str = "", compare_checkpoints=()) -> str | None:
+    "The timm model name of an experiment's `encoder='timm:<name>'`; None for '' / 'checkpoint' (a 10_pretrain checkpoint). Parameters that do not fit the choice are errors."
+    if encoder in ("", "checkpoint"):
+        extra = [k for k, v in dict(timm_kwargs=timm_kwargs, dataset=dataset).items() if v]
+        if extra: raise ValueError(f"parameter(s) {extra} only apply to encoder='timm:<name>'; a 10_pretrain checkpoint brings its own architecture and data")
+        return None
+    name = encoder.removeprefix("timm:")
+    if not encoder.startswith("timm:") or not name:
+        raise ValueError(f"parameter 'encoder' must be '' (or 'checkpoint': a 10_pretrain checkpoint) or 'timm:<model name>', got {encoder!r}")
+    if compare_checkpoints:
+        raise ValueError("parameter 'compare_checkpoints' needs encoder='' (10_pretrain checkpoints of the same data); a timm encoder is evaluated alone")
+    import timm
+    if not timm.is_model(name): raise ValueError(f"parameter 'encoder': unknown timm model {name!r}; see timm.list_models('*vit*')")
+    return name
+
+
+def timm_experiment_encoder(name: str, checkpoint: str | Path = "", data: ImageData | None = None, *, seed: int = 0,
+                            **kw) -> tuple[TimmEncoder, TimmEncoder, TimmInput]:
+    "(encoder, untrained twin, eval input) for `encoder='timm:<name>'`, as token encoders: weights from a local `checkpoint` file, else a random init (seed `seed`) built for `data`'s channels; the twin is the same architecture at init (seed `seed + 1`)."
+    if not checkpoint:
+        if data is None: raise ValueError(f"a randomly initialised timm encoder ({name!r}, no checkpoint) needs `data` (the train split) for its channels and statistics")
+        kw.setdefault("in_chans", data.images.shape[1])
+    with torch.random.fork_rng(devices=[]):                    # seeded inits; the global RNG is untouched
+        torch.manual_seed(seed)
+        enc = timm_encoder(name, checkpoint_path=checkpoint or None, pool=False, **kw)
+        torch.manual_seed(seed + 1)
+        twin = timm_encoder(name, pool=False, **kw)
+    return enc, twin, timm_transform(enc, None if checkpoint else data)
 
 # %% ../nbs/03_vit.ipynb #864a82f3
 def load_ijepa_checkpoint(module: nn.Module, path: str | Path, key: str = "target_encoder", strict: bool = True) -> nn.Module:

@@ -42,3 +42,87 @@ def test_checkpoint_experiments_refuse_missing_checkpoint(tmp_path):
         status = json.loads((rd / "status.json").read_text())
         assert status["status"] == "failed" and words in status["error"]["evalue"], status
         assert not (rd / "results.json").exists() and not (rd / "checkpoint.pt").exists()
+
+
+# --- 11 and 12 with a timm encoder (`encoder="timm:<name>"`), offline: a small timm ViT, random or from a local file ---
+TIMM = "vit_tiny_patch16_224"
+TIMM_SMALL = {"img_size": 32, "patch_size": 4, "embed_dim": 64, "depth": 2, "num_heads": 4}   # CPU-sized: 64 tokens, width 64
+
+
+def _run_timm(stem, rd, *params, encoder=f"timm:{TIMM}"):
+    "Run experiment `stem` on the smoke tier with `encoder` (TIMM_SMALL) and extra `-p` params, with the hubs offline."
+    import os
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    args = ["run", ROOT / "nbs" / f"{stem}.ipynb", "--tier", "smoke", "--run-dir", rd, "-p", f"encoder={encoder}",
+            "-p", "timm_kwargs=" + json.dumps(TIMM_SMALL), *[a for p in params for a in ("-p", p)]]
+    return subprocess.run([sys.executable, "-m", "jepa_nb.runner", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, env=env)
+
+
+def _save_small_timm(path, **kw):
+    "Save the state dict of a randomly initialised TIMM_SMALL ViT to `path`; return the model."
+    import timm, torch
+    model = timm.create_model(TIMM, num_classes=0, **TIMM_SMALL, **kw).eval()
+    torch.save(model.state_dict(), path)
+    return model
+
+
+def test_timm_weights_file_is_loaded(tmp_path):
+    """`checkpoint=` with a timm encoder: the file's weights, unchanged, in an RGB model fed the grey data with the
+    weights' statistics; the twin is another draw; a bad name, spec or file is refused naming it."""
+    import pytest, torch
+    from jepa_nb.data import load_data
+    from jepa_nb.vit import timm_experiment_encoder, timm_spec
+    src = _save_small_timm(tmp_path / "vit.pth")
+    enc, twin, tf = timm_experiment_encoder(TIMM, tmp_path / "vit.pth", load_data("mnist5k", "train"), **TIMM_SMALL)
+    want, got = src.state_dict(), enc.model.state_dict()
+    assert want.keys() == got.keys() and all(torch.equal(v, got[k]) for k, v in want.items())
+    assert not torch.equal(twin.model.state_dict()["blocks.0.attn.qkv.weight"], want["blocks.0.attn.qkv.weight"])
+    assert tf.in_chans == 3 and tf.transform.mean == tuple(src.pretrained_cfg["mean"])
+    with pytest.raises(FileNotFoundError, match="nope.pth"):
+        timm_experiment_encoder(TIMM, tmp_path / "nope.pth", **TIMM_SMALL)
+    with pytest.raises(RuntimeError, match="vit.pth"):              # weights of another architecture
+        timm_experiment_encoder(TIMM, tmp_path / "vit.pth", **{**TIMM_SMALL, "depth": 3})
+    with pytest.raises(ValueError, match="unknown timm model 'vit_nonexistent'"):
+        timm_spec("timm:vit_nonexistent")
+    with pytest.raises(ValueError, match="timm:<model name>"):
+        timm_spec(TIMM)
+
+
+def test_probe_runs_with_a_timm_weights_file(tmp_path):
+    """11 on the smoke tier with a timm encoder read from a local file: the probed features are the file's model
+    on the test images (effective rank and feature std recomputed here, from the file, with plain torch)."""
+    import torch, torch.nn.functional as F
+    from jepa_nb.data import load_data
+    from jepa_nb.train import effective_rank, feature_std
+    model = _save_small_timm(tmp_path / "vit.pth")
+    rd = tmp_path / "11_probe"
+    r = _run_timm("11_probe", rd, f"checkpoint={tmp_path / 'vit.pth'}")
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    res = json.loads((rd / "results.json").read_text())
+    assert res["method"] == f"timm:{TIMM}" and "checkpoint_step" not in res
+    assert json.loads((rd / "config.json").read_text())["timm_kwargs"] == TIMM_SMALL
+    x = load_data("mnist5k", "test").images[:300].float() / 255          # the smoke tier's n_test, grey 28 px
+    x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False).expand(-1, 3, -1, -1)
+    mean, std = (torch.tensor(model.pretrained_cfg[k]).view(1, 3, 1, 1) for k in ("mean", "std"))
+    with torch.no_grad(): f = model.forward_features((x - mean) / std)[:, model.num_prefix_tokens:].mean(1)
+    assert abs(res["effective_rank"] - effective_rank(f)) < 1e-3 * effective_rank(f), (res["effective_rank"], effective_rank(f))
+    assert abs(res["mean_std"] - float(feature_std(f).mean())) < 1e-4
+    assert abs(res["effective_rank_random_init"] - res["effective_rank"]) > 1e-3   # the twin is not the loaded model
+    for k, v in res.items():
+        if k.endswith("_acc") or "_acc_" in k: assert 0 <= v <= 1, (k, v)
+
+
+def test_jepa_score_runs_with_a_random_timm_encoder(tmp_path):
+    """12 with a randomly initialised timm encoder (smoke tier, fewer images so it stays small): complete, finite,
+    and recorded as the timm encoder it scored."""
+    import math
+    rd = tmp_path / "12_jepa_score_ood"
+    r = _run_timm("12_jepa_score_ood", rd, "n_id=16", "n_ood=16", 'ood_sets=["noise", "digits"]', "n_gauss=64", "n_fit=200",
+                  "n_inv=4", "curation_per_class=2", "rare_n_train=128", "rare_epochs=1", "rare_n_test=24", "rare_rate=0.2")
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    res = json.loads((rd / "results.json").read_text())
+    assert res["encoder"] == f"timm:{TIMM}" and "checkpoint_step" not in res
+    assert all(math.isfinite(v) for v in res.values() if isinstance(v, float)), res
+    assert all(0 <= res[f"auroc_{k}{s}"] <= 1 for k in ("noise", "digits") for s in ("", "_untrained", "_knn", "_invariant"))
+    assert res["score_id_std"] > 0 and (rd / "shapes_checkpoint.pt").exists()
