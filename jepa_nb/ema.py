@@ -11,31 +11,13 @@ import torch
 import torch.nn as nn
 
 # %% auto #0
-__all__ = ['lr_at', 'wd_at', 'ema_momentum_at', 'ema_update_', 'ema_init_share', 'param_groups', 'set_hparams_']
+__all__ = ['ema_momentum_at', 'ema_update_', 'ema_init_share']
 
-# %% ../nbs/05_ema.ipynb #ab0be279
-def _frac(step: int, total: int) -> float:
-    if total <= 0: raise ValueError(f"total_steps must be positive, got {total}")
-    return min(max(step, 0), total) / total
-
-
-def lr_at(step: int, total_steps: int, warmup_steps: int, start_lr: float = 2e-4, lr: float = 1e-3, final_lr: float = 1e-6) -> float:
-    "Learning rate at `step`: linear warm-up start_lr -> lr over warmup_steps, then cosine to final_lr."
-    if not 0 <= warmup_steps <= total_steps: raise ValueError(f"warmup_steps must be in 0..total_steps={total_steps}, got {warmup_steps}")
-    if step < warmup_steps: return start_lr + (lr - start_lr) * step / warmup_steps
-    t = _frac(step - warmup_steps, max(total_steps - warmup_steps, 1))
-    return final_lr + 0.5 * (lr - final_lr) * (1 + math.cos(math.pi * t))
-
-
-def wd_at(step: int, total_steps: int, weight_decay: float = 0.04, final_weight_decay: float = 0.4) -> float:
-    "Weight decay at `step`: a cosine from weight_decay to final_weight_decay (increasing in I-JEPA)."
-    t = _frac(step, total_steps)
-    return final_weight_decay + 0.5 * (weight_decay - final_weight_decay) * (1 + math.cos(math.pi * t))
-
-
+# %% ../nbs/05_ema.ipynb #730f27e1
 def ema_momentum_at(step: int, total_steps: int, start: float = 0.996, end: float = 1.0) -> float:
     "EMA momentum at `step`: linear from start to end over total_steps."
-    return start + (end - start) * _frac(step, total_steps)
+    if total_steps <= 0: raise ValueError(f"total_steps must be positive, got {total_steps}")
+    return start + (end - start) * min(max(step, 0), total_steps) / total_steps
 
 # %% ../nbs/05_ema.ipynb #ab450c16
 @torch.no_grad()
@@ -61,20 +43,3 @@ def ema_init_share(step: int, total_steps: int, start: float = 0.996, end: float
     elif b == 0: log_p = n * math.log(start)
     else: log_p = n * math.log(b) + math.lgamma(start / b + n) - math.lgamma(start / b)   # prod (start + b s) = b^n G(start/b + n) / G(start/b)
     return math.exp(log_p) * (end ** (step - n) if step > n else 1.0)
-
-# %% ../nbs/05_ema.ipynb #e3cbe3b6
-def param_groups(*modules: nn.Module) -> list[dict]:
-    "Two AdamW groups: weights with >= 2 dims (decayed) and biases / 1-D params (never decayed)."
-    decay, no_decay = [], []
-    for mod in modules:
-        for name, p in mod.named_parameters():
-            if not p.requires_grad: continue
-            (no_decay if p.ndim < 2 or name.endswith(".bias") else decay).append(p)
-    return [{"params": decay, "name": "decay"}, {"params": no_decay, "name": "no_decay", "weight_decay": 0.0, "WD_exclude": True}]
-
-
-def set_hparams_(optimizer: torch.optim.Optimizer, lr: float, weight_decay: float) -> None:
-    "Set the learning rate of every group, and the weight decay of the groups not marked WD_exclude."
-    for g in optimizer.param_groups:
-        g["lr"] = lr
-        g["weight_decay"] = 0.0 if g.get("WD_exclude") else weight_decay

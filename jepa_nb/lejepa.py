@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from .core import gather_rows, make_generator
 from .data import ImageData
-from .ema import set_hparams_
+from .optim import optimizer_step_, set_hparams_
 from .masks import IndexedImages, StepBatchSampler
 
 # %% auto #0
@@ -117,10 +117,10 @@ class ViewCollator:
 
 
 def view_loader(data: ImageData, batch_size: int, transform, *, num_views: int = 2, seed: int = 0, start_step: int = 0,
-                num_steps: int | None = None, num_workers: int = 0) -> torch.utils.data.DataLoader:
+                num_steps: int | None = None, num_workers: int = 0, pin_memory: bool = False) -> torch.utils.data.DataLoader:
     "A DataLoader of multi-view batches, each a pure function of (seed, step); default: one epoch."
     sampler = StepBatchSampler(len(data), batch_size, seed, start_step, num_steps)
-    return torch.utils.data.DataLoader(IndexedImages(data), batch_sampler=sampler, num_workers=num_workers,
+    return torch.utils.data.DataLoader(IndexedImages(data), batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
                                        collate_fn=ViewCollator(transform, num_views, seed))
 
 # %% ../nbs/05a_lejepa.ipynb #7dd20652
@@ -133,9 +133,5 @@ def lejepa_step(model: LeJEPA, optimizer: torch.optim.Optimizer, batch: dict, *,
         z, _ = model(views, num_views)
     loss, parts = lejepa_loss(z.float(), sigreg_weight, num_slices, make_generator(seed, SIGREG_STREAM, batch["step"]))
     out = {"loss": loss.item(), **{k: float(v) for k, v in parts.items()}}
-    if not math.isfinite(out["loss"]):
-        raise FloatingPointError(f"loss is {out['loss']} at step {batch['step']} (lr {lr:.2e}); the step was not applied")
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    optimizer_step_(optimizer, loss, out["loss"], batch.get("step"), lr)   # refuses a non-finite loss first (lesson 05)
     return out

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .ema import set_hparams_
+from .optim import optimizer_step_, set_hparams_
 from .masks import apply_masks
 from .predictor import ViTPredictor
 
@@ -105,11 +105,7 @@ def mae_step(model: MAE, optimizer: torch.optim.Optimizer, batch: dict, *, lr: f
         with torch.no_grad():
             target = apply_masks(pixel_targets(imgs, p, norm_pix), masked)
             out.update(pred_loss=out["loss"], pos_only_loss=float(baseline(target, [masked], model.encoder.num_patches, "l2")))
-    if not math.isfinite(out["loss"]):
-        raise FloatingPointError(f"loss is {out['loss']} at step {batch.get('step')} (lr {lr:.2e}); the step was not applied")
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    optimizer_step_(optimizer, loss, out["loss"], batch.get("step"), lr)   # refuses a non-finite loss first (lesson 05)
     return out
 
 # %% ../nbs/05b_mae.ipynb #9efd10bc

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import torch
 from fastcore.basics import patch
 
-from .core import make_generator
+from .core import make_generator, to_pair
 from .data import ImageData
 
 # %% auto #0
@@ -35,11 +35,6 @@ class MaskSample(NamedTuple):
     tgt_idx: list
 
 
-def _as_grid(grid) -> tuple[int, int]:
-    g = (grid, grid) if isinstance(grid, int) else tuple(grid)
-    if len(g) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in g):
-        raise ValueError(f"grid must be (H, W) with positive ints, got {grid!r}")
-    return g
 
 
 def _check_range(name: str, r, lo: float, hi: float) -> tuple[float, float]:
@@ -51,7 +46,7 @@ def _check_range(name: str, r, lo: float, hi: float) -> tuple[float, float]:
 class _Masker:
     "Shared parts of the maskers: grid bookkeeping and the one-image call."
     def __init__(self, grid):
-        self.grid = _as_grid(grid)
+        self.grid = to_pair(grid, "grid")
 
     @property
     def num_patches(self) -> int: return self.grid[0] * self.grid[1]
@@ -299,8 +294,8 @@ class IndexedImages(torch.utils.data.Dataset):
 
 def mask_loader(data: ImageData, batch_size: int, masker, *, seed: int = 0, transform=None, start_step: int = 0,
                 num_steps: int | None = None, shuffle: bool = True, drop_last: bool = True, num_workers: int = 0,
-                truncate: str = "random") -> torch.utils.data.DataLoader:
+                truncate: str = "random", pin_memory: bool = False) -> torch.utils.data.DataLoader:
     "A DataLoader of dicts {images, labels, ctx_idx, tgt_idx, step}, each batch a pure function of (seed, step); default: one epoch."
     sampler = StepBatchSampler(len(data), batch_size, seed, start_step, num_steps, shuffle, drop_last)
-    return torch.utils.data.DataLoader(IndexedImages(data), batch_sampler=sampler, num_workers=num_workers,
+    return torch.utils.data.DataLoader(IndexedImages(data), batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
                                        collate_fn=MaskCollator(masker, seed=seed, transform=transform, truncate=truncate))

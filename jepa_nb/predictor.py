@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 from fastcore.basics import patch
 
+from .core import to_pair
 from .masks import apply_masks
 from .vit import Block, init_vit_weights_, rescale_blocks_, sincos_pos_embed_2d
 
@@ -21,7 +22,7 @@ class ViTPredictor(nn.Module):
     def __init__(self, grid_size: int | tuple[int, int], embed_dim: int = 192, pred_emb_dim: int = 384, depth: int = 6,
                  num_heads: int = 6, mlp_ratio: float = 4.0, qkv_bias: bool = True):
         super().__init__()
-        self.grid_size = (grid_size, grid_size) if isinstance(grid_size, int) else tuple(grid_size)
+        self.grid_size = to_pair(grid_size, "grid_size")
         self.num_patches = self.grid_size[0] * self.grid_size[1]
         self.embed_dim, self.pred_emb_dim = embed_dim, pred_emb_dim
         self.predictor_embed = nn.Linear(embed_dim, pred_emb_dim)
