@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from .core import (Config, ConfigError, Run, all_sum_, atomic_save, average_gradients_, gather_rows, get_device, make_generator,
                           mean_over_ranks, rank_world, read_status, seed_everything, write_json)
 from .data import ImageData, dataset_stats, load_data, make_transform
-from .ema import ema_init_share, ema_momentum_at, ema_update_, lr_at, param_groups, set_hparams_, wd_at
+from .ema import ema_init_share, ema_momentum_at, ema_update_
+from .optim import lr_at, optimizer_step_, param_groups, set_hparams_, wd_at
 from .lejepa import SIGREG_STREAM, LeJEPA, Projector, lejepa_step, sigreg, view_loader
 from .mae import MAE, build_mae, mae_step
 from .masks import apply_masks, make_masker, mask_loader, steps_per_epoch
@@ -36,28 +37,39 @@ __all__ = ['CKPT_FORMAT', 'RUNTIME_FIELDS', 'HPARAMS', 'pretrain', 'IJEPAConfig'
            'TrainLoop', 'start_loop', 'run_step', 'monitor_point', 'log_point', 'checkpoint_point', 'train_ijepa',
            'finish', 'plot_training_curves', 'TensorBoardCallback', 'load_compared', 'eval_transform']
 
-# %% ../nbs/06_train.ipynb #b462d4a0
+# %% ../nbs/06_train.ipynb #c6c4b74b
 @dataclasses.dataclass(frozen=True)
-class IJEPAConfig(Config):
-    "Every setting of a pretraining run, I-JEPA, LeJEPA or MAE (flat, typed, frozen)."
+class _MethodFields(Config):
     method: Literal["ijepa", "lejepa", "mae"] = "ijepa"   # I-JEPA (masked latent prediction, EMA target), LeJEPA (views + SIGReg, 05a) or MAE (masked pixels, 05b)
-    # data
+
+
+@dataclasses.dataclass(frozen=True)
+class _DataFields(Config):
     dataset: str = "mnist5k"                       # dataset name (jepa_nb.data.load_data)
     n_train: int | None = None                     # use the first n train images (None: all)
     img_size: int = 32                             # input side after the crop (paper: 224)
     crop_scale: tuple[float, float] = (0.3, 1.0)   # RandomResizedCrop area range (paper)
-    # encoder
+
+
+@dataclasses.dataclass(frozen=True)
+class _EncoderFields(Config):
     patch_size: int = 4                            # patch side (paper: 14 or 16)
     embed_dim: int = 96                            # encoder width (ViT-H: 1280)
     depth: int = 4                                 # encoder blocks (ViT-H: 32)
     num_heads: int = 4                             # attention heads
     mlp_ratio: float = 4.0                         # MLP hidden / width
     patch_init: Literal["official", "xavier"] = "xavier"  # patch projection init: official trunc-normal 0.02, or Xavier (see "Patch init")
-    # predictor
+
+
+@dataclasses.dataclass(frozen=True)
+class _PredictorFields(Config):
     pred_emb_dim: int = 48                         # predictor width (paper: 384)
     pred_depth: int = 3                            # predictor blocks (paper: 12 for ViT-H)
     pred_num_heads: int | None = None              # predictor heads (None: encoder heads)
-    # masking
+
+# %% ../nbs/06_train.ipynb #ae443973
+@dataclasses.dataclass(frozen=True)
+class _MaskingFields(Config):
     masking: Literal["multiblock", "single", "random"] = "multiblock"  # paper: multiblock; single/random = the paper's ablations (fixed shapes, see build_masker)
     enc_mask_scale: tuple[float, float] = (0.85, 1.0)   # context block scale (paper)
     pred_mask_scale: tuple[float, float] = (0.15, 0.2)  # target block scale (paper)
@@ -65,7 +77,10 @@ class IJEPAConfig(Config):
     num_pred_masks: int = 4                        # target blocks (paper: 4)
     min_keep: int = 4                              # min context patches (paper 10; <= 8 on small grids)
     allow_overlap: bool = False                    # may the context overlap targets (paper: no)
-    # optimisation
+
+
+@dataclasses.dataclass(frozen=True)
+class _OptimFields(Config):
     batch_size: int = 128                          # images per step (paper: 2048)
     epochs: int = 10                               # passes over the data (paper: 300)
     warmup_epochs: float = 1.0                     # LR warm-up (official: 40 of 300)
@@ -76,24 +91,40 @@ class IJEPAConfig(Config):
     final_weight_decay: float = 0.4                # final weight decay (official; increasing)
     ema: tuple[float, float] = (0.996, 1.0)        # EMA momentum start, end (official)
     loss: Literal["smooth_l1", "l2"] = "smooth_l1" # smooth_l1 (official code) or l2 (paper)
-    # anti-collapse: SIGReg (lesson 05a)
+
+# %% ../nbs/06_train.ipynb #f0cb82d0
+@dataclasses.dataclass(frozen=True)
+class _SIGRegFields(Config):
     sigreg_weight: float = 0.0                     # λ. I-JEPA: loss + λ·SIGReg (0 = the paper's I-JEPA); LeJEPA: (1-λ)·invariance + λ·SIGReg; MAE: unused
     sigreg_on: Literal["context", "full"] = "full" # I-JEPA: SIGReg of the projected, pooled context tokens, or of the full image (one more forward)
     num_slices: int = 256                          # random directions per step
     proj_hidden: int = 256                         # projector hidden width
     proj_dim: int = 32                             # projector output width (what SIGReg sees)
     num_views: int = 2                             # LeJEPA: random crops per image
-    # MAE (lesson 05b); its decoder is sized by the predictor fields above
+
+
+@dataclasses.dataclass(frozen=True)
+class _MAEFields(Config):   # its decoder is sized by the predictor fields
     mask_ratio: float = 0.75                       # MAE: share of patches hidden (paper: 0.75)
     norm_pix: bool = True                          # MAE: per-patch normalised pixel targets (paper: yes)
-    # runtime
+
+
+@dataclasses.dataclass(frozen=True)
+class _RuntimeFields(Config):
     seed: int = 0                                  # seed for init, data order, crops, masks
     device: str = "auto"                           # auto | cpu | cuda | mps
     bf16: bool = True                              # bf16 autocast (used on CUDA only)
+    compile: bool = False                          # torch.compile the trained networks (CUDA: worth it for long runs; first steps compile)
     log_every: int = 20                            # steps between log lines and metric rows
     monitor_every: int = 0                         # steps between collapse monitors (0: once per epoch)
     ckpt_every: int = 0                            # steps between checkpoints (0: at the end only)
     num_workers: int = 0                           # DataLoader worker processes
+
+# %% ../nbs/06_train.ipynb #ec0d7db2
+@dataclasses.dataclass(frozen=True)
+class IJEPAConfig(_RuntimeFields, _MAEFields, _SIGRegFields, _OptimFields, _MaskingFields, _PredictorFields, _EncoderFields,
+                  _DataFields, _MethodFields):
+    "Every setting of a pretraining run, I-JEPA, LeJEPA or MAE (flat, typed, frozen)."
 
     def __post_init__(self):
         for f in ("img_size", "patch_size", "embed_dim", "depth", "num_heads", "pred_emb_dim", "pred_depth", "batch_size", "epochs", "log_every"):
@@ -188,7 +219,7 @@ def effective_rank(features: torch.Tensor, eps: float = 1e-12) -> float:
     p = s / (s.sum() + eps) + eps
     return float(torch.exp(-(p * p.log()).sum()))
 
-# %% ../nbs/06_train.ipynb #85eac272
+# %% ../nbs/06_train.ipynb #d9dcb005
 CKPT_FORMAT = "jepa_nb.ijepa/1"
 
 
@@ -222,7 +253,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     if missing: raise CheckpointError(f"checkpoint {path} lacks {missing}")
     return ckpt
 
-
+# %% ../nbs/06_train.ipynb #d2b8148a
 def load_ijepa(path, map_location="cpu") -> tuple[IJEPA, IJEPAConfig, dict]:
     "Rebuild the model of a checkpoint from its own config and load its weights (strict)."
     ckpt = load_checkpoint(path, map_location)
@@ -287,16 +318,12 @@ def ijepa_step(model: IJEPA, optimizer: torch.optim.Optimizer, batch: dict, *, l
     with torch.no_grad(): base = position_only_loss(target, tgt, model.encoder.num_patches, loss)
     named = {"loss": value.detach(), "pred_loss": pred_loss.detach(), "pos_only_loss": base, **parts}
     out = dict(zip(named, torch.stack([v.float() for v in named.values()]).tolist()))   # the step's one host sync
-    if not math.isfinite(out["loss"]):
-        raise FloatingPointError(f"loss is {out['loss']} at step {batch.get('step')} (lr {lr:.2e}); the step was not applied")
-    optimizer.zero_grad(set_to_none=True)
-    value.backward()
-    optimizer.step()
+    optimizer_step_(optimizer, value, out["loss"], batch.get("step"), lr)   # refuses a non-finite loss first (lesson 05)
     ema_update_(model.target_encoder, model.encoder, momentum)
     return out
 
 # %% ../nbs/06_train.ipynb #c8daa201
-RUNTIME_FIELDS = ("device", "log_every", "monitor_every", "ckpt_every", "num_workers", "bf16")
+RUNTIME_FIELDS = ("device", "log_every", "monitor_every", "ckpt_every", "num_workers", "bf16", "compile")
 HPARAMS = ("lr", "wd", "momentum", "init_share")   # the scheduled values a step record carries
 
 
@@ -311,13 +338,13 @@ def check_recipe(cfg: IJEPAConfig, draws: int = 16) -> None:
                           f"(img_size {cfg.img_size} / patch_size {cfg.patch_size}): {e}") from None
 
 
-def make_loader(cfg: IJEPAConfig, data: ImageData, transform, start: int, num_steps: int):
+def make_loader(cfg: IJEPAConfig, data: ImageData, transform, start: int, num_steps: int, pin_memory: bool = False):
     "The method's batches for steps start .. start+num_steps-1: masked images (I-JEPA, MAE) or multi-view crops (LeJEPA)."
     if cfg.method == "lejepa":
         return view_loader(data, cfg.batch_size, transform, num_views=cfg.num_views, seed=cfg.seed, start_step=start,
-                           num_steps=num_steps, num_workers=cfg.num_workers)
+                           num_steps=num_steps, num_workers=cfg.num_workers, pin_memory=pin_memory)
     return mask_loader(data, cfg.batch_size, build_masker(cfg), seed=cfg.seed, transform=transform, start_step=start,
-                       num_steps=num_steps, num_workers=cfg.num_workers)
+                       num_steps=num_steps, num_workers=cfg.num_workers, pin_memory=pin_memory)
 
 
 def hparams_at(cfg: IJEPAConfig, step: int, total: int, warmup: int) -> dict:
@@ -414,8 +441,17 @@ def _train_device(cfg: IJEPAConfig) -> torch.device:
     "The config's device; under torchrun on GPUs, this process's own GPU (LOCAL_RANK)."
     dev = get_device(cfg.device)
     if dev.type == "cuda" and dev.index is None and rank_world()[1] > 1: dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    if dev.type == "cuda": torch.cuda.set_device(dev)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True   # TF32 for whatever bf16 autocast leaves in fp32
     return dev
+
+
+def _compile_(model: nn.Module) -> None:
+    "torch.compile each trained network in place (state-dict keys unchanged, so checkpoints stay portable)."
+    for name in ("encoder", "predictor", "projector", "decoder"):
+        m = getattr(model, name, None)
+        if isinstance(m, nn.Module): m.compile()
 
 # %% ../nbs/06_train.ipynb #b4fd36ba
 @dataclasses.dataclass
@@ -458,7 +494,9 @@ def start_loop(cfg: IJEPAConfig, data: ImageData, *, run: Run | None = None, res
     device = _train_device(cfg)
     seed_everything(cfg.seed)
     model = build_model(cfg, data.images.shape[1]).to(device)
-    opt = torch.optim.AdamW(param_groups(model), lr=cfg.lr, betas=(0.9, 0.999))   # the frozen EMA target is skipped
+    opt = torch.optim.AdamW(param_groups(model), lr=cfg.lr, betas=(0.9, 0.999),   # the frozen EMA target is skipped
+                            fused=True if device.type == "cuda" else None)         # one fused kernel per step on GPUs
+    if cfg.compile: _compile_(model)
     if world > 1: opt.register_step_pre_hook(lambda *_: average_gradients_(model.parameters()))   # N processes, one gradient
     prior = _resume_(model, opt, cfg, resume, device) if resume is not None else {"step": 0, "extra": {}}
     spe = steps_per_epoch(len(data), cfg.batch_size)
@@ -522,7 +560,8 @@ def train_ijepa(cfg: IJEPAConfig, data: ImageData, *, run: Run | None = None, re
     data = data.head(cfg.n_train)
     loop = start_loop(cfg, data, run=run, resume=resume, max_steps=max_steps, checkpoint_path=checkpoint_path)
     mean, std = dataset_stats(data)                                              # once, for both transforms
-    loader = make_loader(cfg, data, make_transform(True, cfg.img_size, mean, std, crop_scale=cfg.crop_scale), loop.start, loop.end - loop.start)
+    loader = make_loader(cfg, data, make_transform(True, cfg.img_size, mean, std, crop_scale=cfg.crop_scale), loop.start, loop.end - loop.start,
+                         pin_memory=loop.device.type == "cuda")
     mon_data = monitor_data if monitor_data is not None else data                # default: a fixed train batch
     held_out = make_transform(False, cfg.img_size, mean, std)(mon_data.images[:256]).to(loop.device)
     if loop.main: print(f"{cfg.method}: {len(data)} images, {loop.spe} steps/epoch, steps {loop.start}..{loop.end} of {loop.total}, device {loop.device}"
