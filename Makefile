@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 CONSTRAINTS ?= ci/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser main test export clean-nbs check-sync nbtest pytest smoke readme bench help
+.PHONY: setup browser main test export clean-nbs check-sync nbtest pytest smoke readme render bench help
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -43,10 +43,12 @@ main: setup
 	$(BIN)/python ci/reproduce.py --tier cpu
 
 # --- tests ------------------------------------------------------------------------------
+# Lessons and tests run two at a time, one thread each: on CI's 2 cores the course's small models gain little from a
+# second thread, and most of a test's time is single-threaded (imports, kernels, subprocesses).
 test: setup
 	$(BIN)/python ci/check_sync.py
-	$(BIN)/nbdev-test --n-workers 0 --timing --skip-file-re '^(_|\.|1[0-9]_)'
-	$(BIN)/python -m pytest -q -x tests
+	OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2 --timing --skip-file-re '^(_|\.|1[0-9]_)'
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -x -n 2 --durations=12 tests
 
 # --- development helpers ----------------------------------------------------------------
 export: setup
@@ -56,6 +58,9 @@ export: setup
 
 readme: setup
 	$(BIN)/python ci/make_readme.py
+
+render: setup          # execute the lessons and keep their figures (after editing a lesson)
+	$(BIN)/python ci/render_lessons.py
 
 bench: setup
 	$(BIN)/python bench/train_step.py
