@@ -1,6 +1,7 @@
 """Reproduce the course's experiments for one parameter tier, then report and check them.
 
     python ci/reproduce.py --tier smoke|cpu|gpu [--out DIR] [--no-check] [--with-ablation] [--with-search] [--with-comparison]
+                           [-p KEY=VALUE ...]
 
 Runs, through the `jepa-nb` runner (papermill):
   10_pretrain         (method=ijepa)  -> checkpoint.pt, curves with yardsticks, probes next to the untrained twin
@@ -11,6 +12,8 @@ Runs, through the `jepa-nb` runner (papermill):
   14_recipe_search   (with --with-search, or always for the smoke tier)
   15_compare         (with --with-comparison, or always for the smoke tier)
 then `jepa-nb report` over the runs and `jepa-nb check` against data/reference/<run>/<tier>.json.
+`-p KEY=VALUE` overrides a parameter of the pretraining runs and of 13-15, in each that declares it (e.g. `-p dataset=mnist5k`
+on a GPU machine without a network, `-p nproc=8`); 11 and 12 take their data and models from the checkpoints.
 Exit status: non-zero when a run fails or a metric leaves its tolerance.
 """
 import argparse, subprocess, sys, time
@@ -18,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from jepa_nb.runner import TIERS, reference_for  # noqa: E402  (the runner does not import torch)
+from jepa_nb.runner import TIERS, notebook_params, reference_for  # noqa: E402  (the runner does not import torch)
 
 CLI = [sys.executable, "-m", "jepa_nb.runner"]
 # pretraining runs: run folder -> extra parameters of nbs/10_pretrain.ipynb (one per method)
@@ -37,11 +40,18 @@ def sh(args, **kw):
     return r.returncode
 
 
+def declared(stem: str, params: list[str]) -> list[str]:
+    "The `-p` values among `params` that experiment `stem` declares, as runner arguments."
+    names = notebook_params(ROOT / "nbs" / f"{stem}.ipynb")
+    return [a for p in params if p.partition("=")[0] in names for a in ("-p", p)]
+
+
 def run_pretraining(tier: str, out: Path, *params: str) -> int:
     "Both pretraining runs of `tier` into `out`; stop at the first failure."
     for name, extra in PRETRAIN_RUNS.items():
         args = CLI + ["run", ROOT / "nbs" / "10_pretrain.ipynb", "--tier", tier, "--run-dir", out / name, "--overwrite"]
-        for p in [*extra, *params]: args += ["-p", p]
+        for p in extra: args += ["-p", p]
+        args += declared("10_pretrain", list(params))
         rc = sh(args)
         if rc: return rc
     return 0
@@ -60,11 +70,16 @@ def main(argv=None) -> int:
     ap.add_argument("--no-check", action="store_true", help="skip the comparison with data/reference")
     for stem, flag in OPTIONAL.items():
         ap.add_argument(f"--with-{flag}", action="store_true", help=f"also run {stem} (always on for smoke)")
+    ap.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                    help="a parameter of the pretraining runs and 13-15, where declared (repeatable)")
     a = ap.parse_args(argv)
+    targets = ["10_pretrain", *OPTIONAL]
+    stray = [p for p in a.param if not any(declared(t, [p]) for t in targets)]
+    if stray: ap.error(f"no experiment run here declares {stray} (pretraining and 13-15: `jepa-nb params <experiment>` lists them)")
     out = (a.out or ROOT / "runs" / f"reproduce-{a.tier}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    rc = run_pretraining(a.tier, out)
+    rc = run_pretraining(a.tier, out, *a.param)
     if rc: return rc
     runs, failed = [out / name for name in PRETRAIN_RUNS], 0
     for stem in CHECKPOINT_EXPERIMENTS:
@@ -73,7 +88,8 @@ def main(argv=None) -> int:
     for stem, flag in OPTIONAL.items():
         if getattr(a, f"with_{flag}") or a.tier == "smoke":
             runs.append(out / stem)
-            failed |= sh(CLI + ["run", ROOT / "nbs" / f"{stem}.ipynb", "--tier", a.tier, "--run-dir", runs[-1], "--overwrite"])
+            failed |= sh(CLI + ["run", ROOT / "nbs" / f"{stem}.ipynb", "--tier", a.tier, "--run-dir", runs[-1], "--overwrite",
+                                *declared(stem, a.param)])
     failed |= sh(CLI + ["report", *runs, "--out", out / "report"])
     if not a.no_check:
         refs = ROOT / "data" / "reference"
