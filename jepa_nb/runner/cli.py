@@ -17,11 +17,9 @@ from .execute import RunFailed, format_table, resume_run, run_notebook, sweep
 from .report import report
 from .gate import check
 
-# %% ../../nbs/09_runner.ipynb #16f9659c
-def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="jepa-nb", description="Run, sweep, report and check jepa_nb experiment notebooks.",
-                                 epilog="exit codes: 0 ok; 1 a run failed or a check left its tolerance; 2 bad usage or parameters")
-    sub = ap.add_subparsers(dest="cmd", required=True)
+# %% ../../nbs/09_runner.ipynb #6b12f095
+def _add_run_parsers(sub) -> None:
+    "The `run` and `sweep` sub-commands: a notebook, its tier and parameters, and where the runs go."
     for name, hlp in [("run", "execute a notebook into a run folder"), ("sweep", "run a grid of parameters (comma-separated values)")]:
         p = sub.add_parser(name, help=hlp)
         p.add_argument("notebook", type=Path, help="a notebook path or an experiment's name (pretrain, 10_pretrain; see jepa-nb list)")
@@ -36,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--overwrite", action="store_true", help="replace a non-empty --run-dir")
         else:
             p.add_argument("--sweep-dir", type=Path, default=None, help="folder of the sweep's runs (default: <runs-root>/<stem>/sweep-<tier>-<time>)")
+
+# %% ../../nbs/09_runner.ipynb #a08e48a1
+def _add_other_parsers(sub) -> None:
+    "The `resume`, `report`, `check`, `params` and `list` sub-commands."
     p = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint, with its own parameters")
     p.add_argument("run_dir", type=Path, help="the run folder (status interrupted or failed, holding checkpoint.pt)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream the notebook's output")
@@ -52,7 +54,75 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--params-dir", type=Path, default=None)
     p = sub.add_parser("list", help="list the experiment notebooks (nbs/1[0-9]_*.ipynb) and their tiers")
     p.add_argument("--params-dir", type=Path, default=None, help="tier files folder (default: <notebook folder>/params)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="jepa-nb", description="Run, sweep, report and check jepa_nb experiment notebooks.",
+                                 epilog="exit codes: 0 ok; 1 a run failed or a check left its tolerance; 2 bad usage or parameters")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    _add_run_parsers(sub); _add_other_parsers(sub)
     return ap
+
+# %% ../../nbs/09_runner.ipynb #63514b6b
+def _cmd_run(a) -> int:
+    print(f"jepa-nb run {a.notebook} --tier {a.tier}", file=sys.stderr, flush=True)
+    rd = run_notebook(a.notebook, a.tier, parse_params(a.param), a.run_dir, runs_root=a.runs_root,
+                      params_dir=a.params_dir, overwrite=a.overwrite, log_output=not a.quiet)
+    print(f"complete: {rd}")
+    return 0
+
+
+def _cmd_sweep(a) -> int:
+    rows = sweep(a.notebook, parse_grid(a.param), a.tier, sweep_dir=a.sweep_dir, runs_root=a.runs_root,
+                 params_dir=a.params_dir, log_output=not a.quiet)
+    print(format_table([{**r["params"], "status": r["status"], "s": r["seconds"], "run_dir": r["run_dir"]} for r in rows]))
+    print(f"sweep.json: {Path(rows[0]['run_dir']).parent / 'sweep.json'}")
+    n_bad = sum(r["status"] != "complete" for r in rows)
+    if n_bad: print(f"jepa-nb sweep: {n_bad} of {len(rows)} runs failed", file=sys.stderr)
+    return 1 if n_bad else 0
+
+
+def _cmd_resume(a) -> int:
+    print(f"jepa-nb resume {a.run_dir}", file=sys.stderr, flush=True)
+    print(f"complete: {resume_run(a.run_dir, log_output=not a.quiet)}")
+    return 0
+
+# %% ../../nbs/09_runner.ipynb #a2abd3bd
+def _cmd_report(a) -> int:
+    out = report(a.runs, a.out)
+    print("\n".join(str(out / f) for f in ["report.md", "report.html", "summary.csv"]))
+    bad = [r for r in map(load_run, find_runs(a.runs)) if r.status in ("failed", "interrupted")]
+    for r in bad: print(f"{r.status}: {r.path}: {r.error}", file=sys.stderr)
+    if bad: print(f"jepa-nb report: {len(bad)} run(s) failed or were interrupted", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _cmd_check(a) -> int:
+    rows = check(a.runs, a.reference, a.tier)
+    print(format_table([dataclasses.asdict(r) | {"ok": "ok" if r.ok else "FAIL"} for r in rows],
+                       ["run", "metric", "expected", "got", "tol", "kind", "ok", "note"]))
+    n_bad = sum(not r.ok for r in rows)
+    print(f"jepa-nb check: {n_bad} of {len(rows)} checks failed" if n_bad else f"jepa-nb check: all {len(rows)} checks passed",
+          file=sys.stderr if n_bad else sys.stdout)
+    return 1 if n_bad or not rows else 0
+
+
+def _cmd_params(a) -> int:
+    declared = notebook_params(a.notebook)
+    print(describe_params(declared))
+    print(f"tier {a.tier}: {json.dumps(validate_params(a.notebook, load_tier(a.notebook, a.tier, a.params_dir), 'tier file', declared))}")
+    return 0
+
+
+def _cmd_list(a) -> int:
+    rows = experiment_table(params_dir=a.params_dir)
+    if not rows: raise FileNotFoundError(f"no experiment notebooks ({EXPERIMENT_GLOB}) in {Path.cwd()}, its nbs/ or their parents")
+    print(format_table(rows))
+    return 0
+
+# %% ../../nbs/09_runner.ipynb #8b16a6e8
+_COMMANDS = dict(run=_cmd_run, sweep=_cmd_sweep, resume=_cmd_resume, report=_cmd_report, check=_cmd_check,
+                 params=_cmd_params, list=_cmd_list)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,45 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if a.cmd in ("run", "sweep", "params"): a.notebook = _notebook_path(a.notebook)   # a path or an experiment's name
         if a.cmd in ("run", "sweep", "params") and a.tier is None: a.tier = _settings_for(a.notebook).default_tier
         if a.cmd in ("run", "sweep", "resume") and not a.quiet: log.addHandler(handler); log.setLevel(logging.INFO)   # stream the notebook's output
-        if a.cmd == "run":
-            print(f"jepa-nb run {a.notebook} --tier {a.tier}", file=sys.stderr, flush=True)
-            rd = run_notebook(a.notebook, a.tier, parse_params(a.param), a.run_dir, runs_root=a.runs_root,
-                              params_dir=a.params_dir, overwrite=a.overwrite, log_output=not a.quiet)
-            print(f"complete: {rd}")
-        elif a.cmd == "sweep":
-            rows = sweep(a.notebook, parse_grid(a.param), a.tier, sweep_dir=a.sweep_dir, runs_root=a.runs_root,
-                         params_dir=a.params_dir, log_output=not a.quiet)
-            print(format_table([{**r["params"], "status": r["status"], "s": r["seconds"], "run_dir": r["run_dir"]} for r in rows]))
-            print(f"sweep.json: {Path(rows[0]['run_dir']).parent / 'sweep.json'}")
-            n_bad = sum(r["status"] != "complete" for r in rows)
-            if n_bad: print(f"jepa-nb sweep: {n_bad} of {len(rows)} runs failed", file=sys.stderr)
-            return 1 if n_bad else 0
-        elif a.cmd == "resume":
-            print(f"jepa-nb resume {a.run_dir}", file=sys.stderr, flush=True)
-            print(f"complete: {resume_run(a.run_dir, log_output=not a.quiet)}")
-        elif a.cmd == "report":
-            out = report(a.runs, a.out)
-            print("\n".join(str(out / f) for f in ["report.md", "report.html", "summary.csv"]))
-            bad = [r for r in map(load_run, find_runs(a.runs)) if r.status in ("failed", "interrupted")]
-            for r in bad: print(f"{r.status}: {r.path}: {r.error}", file=sys.stderr)
-            if bad: print(f"jepa-nb report: {len(bad)} run(s) failed or were interrupted", file=sys.stderr); return 1
-        elif a.cmd == "check":
-            rows = check(a.runs, a.reference, a.tier)
-            print(format_table([dataclasses.asdict(r) | {"ok": "ok" if r.ok else "FAIL"} for r in rows],
-                               ["run", "metric", "expected", "got", "tol", "kind", "ok", "note"]))
-            n_bad = sum(not r.ok for r in rows)
-            print(f"jepa-nb check: {n_bad} of {len(rows)} checks failed" if n_bad else f"jepa-nb check: all {len(rows)} checks passed",
-                  file=sys.stderr if n_bad else sys.stdout)
-            return 1 if n_bad or not rows else 0
-        elif a.cmd == "params":
-            declared = notebook_params(a.notebook)
-            print(describe_params(declared))
-            print(f"tier {a.tier}: {json.dumps(validate_params(a.notebook, load_tier(a.notebook, a.tier, a.params_dir), 'tier file', declared))}")
-        elif a.cmd == "list":
-            rows = experiment_table(params_dir=a.params_dir)
-            if not rows: raise FileNotFoundError(f"no experiment notebooks ({EXPERIMENT_GLOB}) in {Path.cwd()}, its nbs/ or their parents")
-            print(format_table(rows))
-        return 0
+        return _COMMANDS[a.cmd](a)
     except RunFailed as e:
         print(f"jepa-nb {a.cmd}: run failed: {e}", file=sys.stderr)
         return 1

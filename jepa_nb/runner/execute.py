@@ -17,14 +17,65 @@ from .params import ParamError, RESERVED, _notebook_path, _settings_for, noteboo
 from ..core import StatusFile, read_json, run_stamp, utc_now, write_json
 from .runs import RunLock, _error_summary, load_run, params_hash
 
-# %% ../../nbs/09_runner.ipynb #06fd43e6
+# %% ../../nbs/09_runner.ipynb #313c2121
 class RunFailed(RuntimeError):
     "A run failed; `.run_dir` keeps its partial executed notebook and a `failed` status.json."
     def __init__(self, msg: str, run_dir: str | Path):
         super().__init__(msg)
         self.run_dir = Path(run_dir)
 
+# %% ../../nbs/09_runner.ipynb #1851860d
+def _new_run_dir(nb: Path, tier: str | None, h: str, runs_root: str | Path | None) -> Path:
+    "A fresh default run folder: `<runs_root>/<stem>/<tier>-<time>-<hash>`, with a `-1`, `-2`, ... suffix when taken."
+    root = Path(runs_root) if runs_root is not None else _settings_for(nb).runs_dir
+    run_dir = base = root / nb.stem / f"{tier or 'default'}-{run_stamp()}-{h}"
+    for i in itertools.count(1):
+        if not run_dir.exists(): return run_dir
+        run_dir = base.with_name(f"{base.name}-{i}")
 
+
+def _empty_run_dir(run_dir: Path, overwrite: bool) -> None:
+    "Refuse a run folder that holds anything but its lock, or empty it when `overwrite`."
+    if not any(p.name != ".lock" for p in run_dir.iterdir()): return
+    if not overwrite: raise FileExistsError(f"run folder {run_dir} is not empty; choose another --run-dir or pass --overwrite")
+    for p in run_dir.iterdir():
+        if p.name != ".lock": shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+
+# %% ../../nbs/09_runner.ipynb #e45bbc72
+def _start_run(nb: Path, tier: str | None, run_dir: Path, final: dict, sources: dict, inject: dict, h: str,
+               params_dir, resume: bool) -> StatusFile:
+    "Write params.json (or, resuming, point the notebook at checkpoint.pt) and a `running` status with a live heartbeat."
+    final["run_dir"], sources["run_dir"], inject["run_dir"] = str(run_dir), "runner", str(run_dir)
+    earlier = read_json(run_dir / "status.json") if resume else {}
+    if resume: inject["resume"] = str(run_dir / "checkpoint.pt")     # params.json keeps the run's own parameters
+    else:
+        tf = tier_file(nb, tier, params_dir) if tier else None
+        write_json(run_dir / "params.json", dict(notebook=str(nb), experiment=nb.stem, tier=tier, params_hash=h,
+                                                  tier_file=str(tf) if tf and tf.is_file() else None, params=final, sources=sources))
+    resumed = {"resumed_from": dict(step=read_json(run_dir / "checkpoint.json").get("step"), earlier=earlier)} if resume else {}
+    status = StatusFile(run_dir / "status.json", status="running", experiment=nb.stem, tier=tier, notebook=str(nb),
+                        started=utc_now(), python=sys.executable, **resumed)
+    return status.start_heartbeat()
+
+# %% ../../nbs/09_runner.ipynb #a24b500e
+def _execute(nb: Path, run_dir: Path, inject: dict, status: StatusFile, kernel_name: str, log_output: bool) -> None:
+    "Run `nb` with papermill into run_dir/notebook.ipynb; end `status` complete, or failed and raise `RunFailed`."
+    import papermill as pm
+    t0 = time.time()
+    try:
+        pm.execute_notebook(str(nb), str(run_dir / "notebook.ipynb"), parameters=inject, cwd=str(nb.parent),
+                            kernel_name=kernel_name, progress_bar=False, log_output=log_output)
+    except BaseException as e:
+        err = _error_summary(e)
+        status.stop()
+        status.update(status="failed", finished=utc_now(), duration_s=round(time.time() - t0, 2), error=err)
+        if not isinstance(e, Exception): raise
+        where = f" in cell [{err['cell']}]" if err["cell"] is not None else ""
+        raise RunFailed(f"{nb.name} failed{where}: {err['ename']}: {err['evalue']}\n  run folder: {run_dir}", run_dir) from None
+    status.stop()
+    status.update(status="complete", finished=utc_now(), duration_s=round(time.time() - t0, 2))
+
+# %% ../../nbs/09_runner.ipynb #598fc20f
 def run_notebook(notebook, tier: str | None = None, params: Mapping | None = None, run_dir: str | Path | None = None, *,
                  runs_root: str | Path | None = None, params_dir: str | Path | None = None, overwrite: bool = False,
                  log_output: bool = False, kernel_name: str = "python3", resume: bool = False) -> Path:
@@ -32,50 +83,18 @@ def run_notebook(notebook, tier: str | None = None, params: Mapping | None = Non
     nb = _notebook_path(notebook)
     final, sources, inject = resolve_params(nb, tier, params, params_dir=params_dir)
     h = params_hash(final)
-    if run_dir is None:
-        root = Path(runs_root) if runs_root is not None else _settings_for(nb).runs_dir
-        run_dir = base = root / nb.stem / f"{tier or 'default'}-{run_stamp()}-{h}"
-        for i in itertools.count(1):
-            if not run_dir.exists(): break
-            run_dir = base.with_name(f"{base.name}-{i}")
-    run_dir = Path(run_dir).expanduser().resolve()
+    run_dir = Path(run_dir if run_dir is not None else _new_run_dir(nb, tier, h, runs_root)).expanduser().resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = RunLock(run_dir).acquire()                 # one live run per folder; a live one is refused even with overwrite
     try:
-        if not resume and any(p.name != ".lock" for p in run_dir.iterdir()):
-            if not overwrite: raise FileExistsError(f"run folder {run_dir} is not empty; choose another --run-dir or pass --overwrite")
-            for p in run_dir.iterdir():
-                if p.name != ".lock": shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
-        final["run_dir"], sources["run_dir"], inject["run_dir"] = str(run_dir), "runner", str(run_dir)
-        earlier = read_json(run_dir / "status.json") if resume else {}
-        if resume: inject["resume"] = str(run_dir / "checkpoint.pt")     # params.json keeps the run's own parameters
-        else:
-            tf = tier_file(nb, tier, params_dir) if tier else None
-            write_json(run_dir / "params.json", dict(notebook=str(nb), experiment=nb.stem, tier=tier, params_hash=h,
-                                                      tier_file=str(tf) if tf and tf.is_file() else None, params=final, sources=sources))
-        status = StatusFile(run_dir / "status.json", status="running", experiment=nb.stem, tier=tier, notebook=str(nb), started=utc_now(),
-                            python=sys.executable, **({"resumed_from": dict(step=read_json(run_dir / "checkpoint.json").get("step"),
-                                                                             earlier=earlier)} if resume else {}))
-        status.start_heartbeat()
-        import papermill as pm
-        t0 = time.time()
-        try:
-            pm.execute_notebook(str(nb), str(run_dir / "notebook.ipynb"), parameters=inject, cwd=str(nb.parent),
-                                kernel_name=kernel_name, progress_bar=False, log_output=log_output)
-        except BaseException as e:
-            err = _error_summary(e)
-            status.stop()
-            status.update(status="failed", finished=utc_now(), duration_s=round(time.time() - t0, 2), error=err)
-            if not isinstance(e, Exception): raise
-            where = f" in cell [{err['cell']}]" if err["cell"] is not None else ""
-            raise RunFailed(f"{nb.name} failed{where}: {err['ename']}: {err['evalue']}\n  run folder: {run_dir}", run_dir) from None
-        status.stop()
-        status.update(status="complete", finished=utc_now(), duration_s=round(time.time() - t0, 2))
+        if not resume: _empty_run_dir(run_dir, overwrite)
+        status = _start_run(nb, tier, run_dir, final, sources, inject, h, params_dir, resume)
+        _execute(nb, run_dir, inject, status, kernel_name, log_output)
         return run_dir
     finally:
         lock.release()
 
-
+# %% ../../nbs/09_runner.ipynb #05af0b26
 def resume_run(run_dir: str | Path, *, log_output: bool = False, kernel_name: str = "python3", grace_s: float = 2.0) -> Path:
     "Continue an interrupted (or failed) run in `run_dir` from its checkpoint.pt with its own parameters; raise `RunFailed` if it fails."
     run_dir = Path(run_dir).expanduser().resolve()
@@ -96,26 +115,39 @@ def resume_run(run_dir: str | Path, *, log_output: bool = False, kernel_name: st
     return run_notebook(nb, pj.get("tier"), params, run_dir, params_dir=Path(tf).parent.parent if tf else None, resume=True,
                         log_output=log_output, kernel_name=kernel_name)
 
-# %% ../../nbs/09_runner.ipynb #9eb3dc07
-def _slug(v) -> str: return re.sub(r"[^A-Za-z0-9.+-]", "", json.dumps(v, default=str))[:24]
-
-
-def sweep(notebook, grid: Mapping[str, Sequence], tier: str | None = None, params: Mapping | None = None, *,
-          sweep_dir: str | Path | None = None, runs_root: str | Path | None = None, params_dir: str | Path | None = None,
-          log_output: bool = False, kernel_name: str = "python3", verbose: bool = True) -> list[dict]:
-    "Run every combination of `grid` ({name: [values]}) in turn; failures are recorded, not fatal. Writes sweep.json."
-    nb = _notebook_path(notebook)
+# %% ../../nbs/09_runner.ipynb #17f00675
+def _sweep_points(nb: Path, grid: Mapping[str, Sequence], tier: str | None, params: Mapping | None,
+                  params_dir) -> tuple[dict, dict, list[dict]]:
+    "The fixed parameters, the grid, and its points ({name: value} each), every point checked before anything runs."
     params, grid = dict(params or {}), {k: list(v) for k, v in grid.items()}
     if set(params) & set(grid): raise ParamError(f"parameter(s) {sorted(set(params) & set(grid))} given both fixed and in the grid")
     if any(len(v) == 0 for v in grid.values()): raise ParamError(f"empty grid values: {grid}")
     points = [dict(zip(grid, vals)) for vals in itertools.product(*grid.values())]
     declared = notebook_params(nb)
     for pt in points: resolve_params(nb, tier, params | pt, params_dir=params_dir, declared=declared)
+    return params, grid, points
+
+# %% ../../nbs/09_runner.ipynb #f31fa2d0
+def _slug(v) -> str: return re.sub(r"[^A-Za-z0-9.+-]", "", json.dumps(v, default=str))[:24]
+
+
+def _sweep_dir(nb: Path, tier: str | None, sweep_dir: str | Path | None, runs_root: str | Path | None) -> Path:
+    "The sweep's folder: `sweep_dir`, else `<runs_root>/<stem>/sweep-<tier>-<time>`; it must be empty."
     if sweep_dir is None:
         root = Path(runs_root) if runs_root is not None else _settings_for(nb).runs_dir
         sweep_dir = root / nb.stem / f"sweep-{tier or 'default'}-{run_stamp()}"
     sweep_dir = Path(sweep_dir).expanduser().resolve()
     if sweep_dir.exists() and any(sweep_dir.iterdir()): raise FileExistsError(f"sweep folder {sweep_dir} is not empty")
+    return sweep_dir
+
+# %% ../../nbs/09_runner.ipynb #e6612a05
+def sweep(notebook, grid: Mapping[str, Sequence], tier: str | None = None, params: Mapping | None = None, *,
+          sweep_dir: str | Path | None = None, runs_root: str | Path | None = None, params_dir: str | Path | None = None,
+          log_output: bool = False, kernel_name: str = "python3", verbose: bool = True) -> list[dict]:
+    "Run every combination of `grid` ({name: [values]}) in turn; failures are recorded, not fatal. Writes sweep.json."
+    nb = _notebook_path(notebook)
+    params, grid, points = _sweep_points(nb, grid, tier, params, params_dir)
+    sweep_dir = _sweep_dir(nb, tier, sweep_dir, runs_root)
     varying = [k for k, v in grid.items() if len(v) > 1]
     rows = []
     for i, pt in enumerate(points):
@@ -129,7 +161,7 @@ def sweep(notebook, grid: Mapping[str, Sequence], tier: str | None = None, param
         if verbose: print(f"[{i + 1}/{len(points)}] {' '.join(f'{k}={v}' for k, v in pt.items())}: {row['status']} ({row['seconds']} s)", flush=True)
     return rows
 
-
+# %% ../../nbs/09_runner.ipynb #5c5b2bfe
 def format_table(rows: Sequence[Mapping], cols: Sequence[str] | None = None) -> str:
     "A plain-text table of dicts (for terminals)."
     cols = list(cols or (rows[0].keys() if rows else []))

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-# %% ../../nbs/09_runner.ipynb #a346a697
+# %% ../../nbs/09_runner.ipynb #8c035561
 TIERS = ("smoke", "cpu", "gpu")   # the named tiers of the course (any tier with a file works)
 RESERVED = ("run_dir", "resume")  # set by the runner, never by -p or a tier file
 _HOW = {"run_dir": "use --run-dir", "resume": "continue a run with `jepa-nb resume RUN_DIR`"}
@@ -24,6 +24,11 @@ class ParamError(ValueError):
     "A parameter (from -p, a tier file or a sweep grid) is unknown or has the wrong type; the message names it."
 
 
+def _settings_for(nb: Path):
+    from jepa_nb.core import find_settings_file, load_settings   # imports torch: only when a default is needed
+    return load_settings(None if os.environ.get("JEPA_NB_SETTINGS") else find_settings_file(nb.parent))
+
+# %% ../../nbs/09_runner.ipynb #03d8dc4a
 def _listify(v):
     if isinstance(v, (tuple, list)): return [_listify(x) for x in v]
     if isinstance(v, dict): return {k: _listify(x) for k, x in v.items()}
@@ -44,7 +49,7 @@ def parse_value(s: str):
         if _is_jsonish(v): return v
     return s
 
-
+# %% ../../nbs/09_runner.ipynb #72c52cb3
 def parse_param(s: str) -> tuple[str, Any]:
     "Split `name=value` and parse the value with `parse_value`."
     name, sep, val = s.partition("=")
@@ -62,11 +67,6 @@ def parse_params(items: Iterable[str]) -> dict:
         if k in out: raise ParamError(f"parameter {k!r} is given twice (-p {k}=...)")
         out[k] = v
     return out
-
-
-def _settings_for(nb: Path):
-    from jepa_nb.core import find_settings_file, load_settings   # imports torch: only when a default is needed
-    return load_settings(None if os.environ.get("JEPA_NB_SETTINGS") else find_settings_file(nb.parent))
 
 # %% ../../nbs/09_runner.ipynb #f4e4befc
 def split_values(s: str) -> list[str]:
@@ -94,7 +94,7 @@ def parse_grid(items: Iterable[str]) -> dict[str, list]:
         grid[k] = [parse_value(v) for v in split_values(s.partition("=")[2])]
     return grid
 
-# %% ../../nbs/09_runner.ipynb #41336bf0
+# %% ../../nbs/09_runner.ipynb #f1d0db61
 EXPERIMENT_GLOB = "1[0-9]_*.ipynb"   # experiment notebooks are numbered after the lessons
 
 
@@ -114,7 +114,7 @@ def experiments(folder: str | Path | None = None) -> dict[str, Path]:
     folder = Path(folder) if folder is not None else experiments_dir()
     return {p.stem: p.resolve() for p in sorted(folder.glob(EXPERIMENT_GLOB))} if folder is not None else {}
 
-
+# %% ../../nbs/09_runner.ipynb #e8f11c9b
 def find_experiment(name: str, folder: str | Path | None = None) -> Path:
     "The experiment notebook called `name` (`pretrain`, `10_pretrain` or `10_pretrain.ipynb`); unknown names list the known ones."
     folder = Path(folder) if folder is not None else experiments_dir()
@@ -130,7 +130,7 @@ def find_experiment(name: str, folder: str | Path | None = None) -> Path:
                             + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else "")
                             + f"; experiments in {folder}: " + ", ".join(f"{experiment_name(s)} ({s})" for s in exps))
 
-
+# %% ../../nbs/09_runner.ipynb #1b88dfce
 def _notebook_path(notebook) -> Path:
     "The resolved path of `notebook`: an existing .ipynb file, else an experiment's name (`find_experiment`)."
     nb = Path(notebook).expanduser()
@@ -205,7 +205,7 @@ def validate_params(notebook, params: Mapping, source: str = "parameters", decla
                          + f".\nValid parameters of {Path(notebook).name}:\n" + describe_params(declared))
     return out
 
-# %% ../../nbs/09_runner.ipynb #c21873f7
+# %% ../../nbs/09_runner.ipynb #949acc83
 def tier_file(notebook, tier: str, params_dir: str | Path | None = None) -> Path:
     "Where `tier`'s parameter file for `notebook` (a path or a name) lives: `<params_dir or notebook folder/params>/<stem>/<tier>.json`."
     nb = _notebook_path(notebook)
@@ -226,7 +226,7 @@ def load_tier(notebook, tier: str | None, params_dir: str | Path | None = None) 
     if not isinstance(d, dict): raise ParamError(f"tier file {f} must hold a JSON object {{name: value}}, got {type(d).__name__}")
     return d
 
-
+# %% ../../nbs/09_runner.ipynb #a51d51c6
 def _absolutize(params: dict) -> dict:
     "Relative paths (strings with a '/') that exist from the caller's folder become absolute."
     fix = lambda v: str(Path(v).resolve()) if isinstance(v, str) and "/" in v and not os.path.isabs(v) and Path(v).exists() else v

@@ -14,7 +14,7 @@ from .params import _settings_for
 from ..core import run_stamp
 from .runs import RunRecord, find_runs, load_run
 
-# %% ../../nbs/09_runner.ipynb #f4ef46df
+# %% ../../nbs/09_runner.ipynb #a4e1ca41
 def _group_labels(recs: Sequence[RunRecord]) -> list[str]:
     "Per run: the parameters (except seed) that differ between runs of its experiment, as `k=v, ...`."
     labels = []
@@ -25,17 +25,7 @@ def _group_labels(recs: Sequence[RunRecord]) -> list[str]:
         labels.append(", ".join(f"{k}={r.params.get(k)}" for k in vary) or r.experiment)
     return labels
 
-
-def _mean_std(m: float, s: float, n: int) -> str:
-    return f"{m:.4g} ± {s:.2g}" if n > 1 else f"{m:.4g}"
-
-
-def _md_table(df) -> str:
-    cols = [str(c) for c in df.columns]
-    rows = [[str(v) for v in r] for r in df.itertuples(index=False)]
-    return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols), *["| " + " | ".join(r) + " |" for r in rows]])
-
-
+# %% ../../nbs/09_runner.ipynb #36ab4ece
 def collect(runs: Iterable[str | Path]):
     "The runs as DataFrames: (runs table, final metrics long table, curves long table) — complete runs only in the last two."
     import pandas as pd
@@ -64,7 +54,27 @@ def summarize(final):
     return (final.groupby(["experiment", "group", "metric"], sort=False)["value"]
             .agg(mean="mean", std="std", n="count").reset_index())
 
-# %% ../../nbs/09_runner.ipynb #afa01a02
+# %% ../../nbs/09_runner.ipynb #87a1a2ae
+def _mean_std(m: float, s: float, n: int) -> str:
+    return f"{m:.4g} ± {s:.2g}" if n > 1 else f"{m:.4g}"
+
+
+def _md_table(df) -> str:
+    cols = [str(c) for c in df.columns]
+    rows = [[str(v) for v in r] for r in df.itertuples(index=False)]
+    return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols), *["| " + " | ".join(r) + " |" for r in rows]])
+
+
+def _summary_wide(s):
+    "One experiment's summary as a table: a row per group with its number of seeds `n`, a `mean ± std` column per metric."
+    import pandas as pd
+    if not len(s): return pd.DataFrame()
+    s = s.assign(cell=[_mean_std(m, sd, n) for m, sd, n in zip(s["mean"], s["std"], s["n"])])
+    wide = s.pivot(index="group", columns="metric", values="cell").reindex(index=list(dict.fromkeys(s.group)), columns=list(dict.fromkeys(s.metric)))
+    wide.insert(0, "n", s.groupby("group", sort=False)["n"].max())
+    return wide.reset_index()
+
+# %% ../../nbs/09_runner.ipynb #a71b2943
 def _plot_curves(curves, title: str, max_metrics: int = 6):
     import seaborn as sns
     from matplotlib.figure import Figure
@@ -77,7 +87,7 @@ def _plot_curves(curves, title: str, max_metrics: int = 6):
     fig.suptitle(f"{title}: curves, mean ± std over seeds")
     return fig
 
-
+# %% ../../nbs/09_runner.ipynb #48f7a033
 def _plot_final(final, title: str, max_metrics: int = 8):
     import seaborn as sns
     from matplotlib.figure import Figure
@@ -92,10 +102,41 @@ def _plot_final(final, title: str, max_metrics: int = 8):
     fig.suptitle(f"{title}: final metrics, mean ± std over seeds (dots: seeds)")
     return fig
 
+# %% ../../nbs/09_runner.ipynb #1ab4ff2a
+def _experiment_section(exp: str, summ, final, curves, out: Path) -> tuple[list[str], list[str]]:
+    "One experiment's part of the report, as markdown and HTML lines: its table, and its figures saved in `out`."
+    wide = _summary_wide(summ[summ.experiment == exp])
+    md = [f"## {exp}", "", _md_table(wide) if len(wide) else "(no complete runs)", ""]
+    html = [f"<h2>{exp}</h2>", wide.to_html(index=False) if len(wide) else "<p>(no complete runs)</p>"]
+    for kind, df, plot in [("curves", curves, _plot_curves), ("final", final, _plot_final)]:
+        d = df[df.experiment == exp]
+        if len(d):
+            name = f"{kind}_{re.sub(r'[^A-Za-z0-9_.-]', '_', exp)}.png"
+            plot(d, exp).savefig(out / name, dpi=110)
+            md += [f"![{kind} of {exp}]({name})", ""]
+            html.append(f'<p><img src="{name}" alt="{kind} of {exp}"></p>')
+    return md, html
 
+# %% ../../nbs/09_runner.ipynb #104dfdcd
+def _run_figures(runs: Sequence[str], out: Path) -> tuple[list[str], list[str]]:
+    "Each run's own figures (figures/*.png), copied to out/figures/<label>/, as markdown and HTML lines (none without figures)."
+    figs = [(f"{i:02d}-{Path(r).parent.name}-{Path(r).name}", sorted((Path(r) / "figures").glob("*.png"))) for i, r in enumerate(runs)]
+    md, html = [], []
+    if not any(fs for _, fs in figs): return md, html
+    md += ["## Figures of each run", ""]; html.append("<h2>Figures of each run</h2>")
+    for label, fs in figs:
+        if not fs: continue
+        label = re.sub(r"[^A-Za-z0-9_.-]", "_", label)
+        (out / "figures" / label).mkdir(parents=True, exist_ok=True)
+        md += [f"### {label}", ""]; html.append(f"<h3>{label}</h3>")
+        for f in fs:
+            shutil.copy2(f, out / "figures" / label / f.name)
+            md += [f"![{f.stem}](figures/{label}/{f.name})", ""]; html.append(f'<p><img src="figures/{label}/{f.name}" alt="{f.stem}"></p>')
+    return md, html
+
+# %% ../../nbs/09_runner.ipynb #43f7c255
 def report(runs: Iterable[str | Path], out: str | Path | None = None) -> Path:
     "Write report.md, report.html, summary.csv and figures comparing `runs` (mean ± std over seeds), with each run's own figures; return the folder."
-    import pandas as pd
     table, final, curves = collect(runs)
     out = Path(out) if out is not None else _settings_for(Path(table.run[0]) / "x").runs_dir / f"report-{run_stamp()}"
     out.mkdir(parents=True, exist_ok=True)
@@ -105,33 +146,8 @@ def report(runs: Iterable[str | Path], out: str | Path | None = None) -> Path:
     md = [f"# Comparison report", "", f"{len(table)} runs ({n_fail} failed or interrupted); cells are mean ± std over seeds (n = seeds).", ""]
     html = [f"<h1>Comparison report</h1><p>{len(table)} runs ({n_fail} failed or interrupted); cells are mean ± std over seeds.</p>"]
     for exp in dict.fromkeys(table.experiment):
-        s = summ[summ.experiment == exp]
-        wide = pd.DataFrame()
-        if len(s):
-            s = s.assign(cell=[_mean_std(m, sd, n) for m, sd, n in zip(s["mean"], s["std"], s["n"])])
-            wide = s.pivot(index="group", columns="metric", values="cell").reindex(index=list(dict.fromkeys(s.group)), columns=list(dict.fromkeys(s.metric)))
-            wide.insert(0, "n", s.groupby("group", sort=False)["n"].max())
-            wide = wide.reset_index()
-        md += [f"## {exp}", "", _md_table(wide) if len(wide) else "(no complete runs)", ""]
-        html += [f"<h2>{exp}</h2>", wide.to_html(index=False) if len(wide) else "<p>(no complete runs)</p>"]
-        for kind, df, plot in [("curves", curves, _plot_curves), ("final", final, _plot_final)]:
-            d = df[df.experiment == exp]
-            if len(d):
-                name = f"{kind}_{re.sub(r'[^A-Za-z0-9_.-]', '_', exp)}.png"
-                plot(d, exp).savefig(out / name, dpi=110)
-                md += [f"![{kind} of {exp}]({name})", ""]
-                html.append(f'<p><img src="{name}" alt="{kind} of {exp}"></p>')
-    figs = [(f"{i:02d}-{Path(r).parent.name}-{Path(r).name}", sorted((Path(r) / "figures").glob("*.png"))) for i, r in enumerate(table.run)]
-    if any(fs for _, fs in figs):                              # each run's own figures, copied next to the report
-        md += ["## Figures of each run", ""]; html.append("<h2>Figures of each run</h2>")
-        for label, fs in figs:
-            if not fs: continue
-            label = re.sub(r"[^A-Za-z0-9_.-]", "_", label)
-            (out / "figures" / label).mkdir(parents=True, exist_ok=True)
-            md += [f"### {label}", ""]; html.append(f"<h3>{label}</h3>")
-            for f in fs:
-                shutil.copy2(f, out / "figures" / label / f.name)
-                md += [f"![{f.stem}](figures/{label}/{f.name})", ""]; html.append(f'<p><img src="figures/{label}/{f.name}" alt="{f.stem}"></p>')
+        m, h = _experiment_section(exp, summ, final, curves, out); md += m; html += h
+    m, h = _run_figures(list(table.run), out); md += m; html += h
     runs_tab = table.assign(run=[Path(r).name for r in table.run]).astype(object)
     runs_tab = runs_tab.where(runs_tab.notna(), "")
     md += ["## Runs", "", _md_table(runs_tab), ""]

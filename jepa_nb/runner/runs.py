@@ -58,7 +58,7 @@ class RunLock:
     def __enter__(self): return self.acquire()
     def __exit__(self, *exc): self.release()
 
-# %% ../../nbs/09_runner.ipynb #6150560c
+# %% ../../nbs/09_runner.ipynb #cecbf516
 @dataclasses.dataclass
 class RunRecord:
     "What a run folder holds, as read by `load_run`."
@@ -79,7 +79,7 @@ class RunRecord:
         f = self.path / "metrics.csv"
         return pd.read_csv(f) if f.is_file() else None
 
-
+# %% ../../nbs/09_runner.ipynb #7d15fde7
 def _is_run(p: Path) -> bool: return (p / "params.json").is_file() or (p / "config.json").is_file()
 
 
@@ -95,7 +95,7 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
         out += found
     return list(dict.fromkeys(out))
 
-
+# %% ../../nbs/09_runner.ipynb #25ce8f06
 def _last_step(f: Path) -> int | None:
     "The step of the last row of a metrics CSV (None when there is none)."
     try: lines = [l for l in f.read_text().splitlines() if l.strip()]
