@@ -16,7 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import ImageData, Transform, dataset_stats, hub_offline, hub_offline_mode, make_transform, match_format
+from .core import hub_offline, hub_offline_mode, to_pair
+from .data import ImageData, Transform, dataset_stats, make_transform, match_format
 from .masks import apply_masks
 
 # %% auto #0
@@ -26,16 +27,9 @@ __all__ = ['VIT_PRESETS', 'sincos_pos_embed_2d', 'PatchEmbed', 'Attention', 'exp
            'timm_spec', 'timm_experiment_encoder', 'load_ijepa_checkpoint']
 
 # %% ../nbs/03_vit.ipynb #c2e2b996
-def _pair(x, name: str = "size") -> tuple[int, int]:
-    "An int or a pair of ints -> (h, w), checked positive."
-    h, w = (x, x) if isinstance(x, int) else tuple(x)
-    if h < 1 or w < 1: raise ValueError(f"{name} must be positive, got {x}")
-    return int(h), int(w)
-
-
 def sincos_pos_embed_2d(embed_dim: int, grid_size: int | tuple[int, int]) -> torch.Tensor:
     "Fixed 2-D sin-cos position embeddings (H*W, D), patches row-major; first D/2 channels code the column, the rest the row."
-    gh, gw = _pair(grid_size, "grid_size")
+    gh, gw = to_pair(grid_size, "grid_size")
     if embed_dim % 4: raise ValueError(f"embed_dim must be divisible by 4 for 2-D sin-cos embeddings, got {embed_dim}")
     q = embed_dim // 4
     omega = 1.0 / 10000 ** (torch.arange(q, dtype=torch.float64) / q)                 # (D/4,)
@@ -50,7 +44,7 @@ class PatchEmbed(nn.Module):
     "Image (B, C, H, W) -> patch tokens (B, N, D) with a conv of kernel = stride = patch_size."
     def __init__(self, img_size: int | tuple[int, int] = 32, patch_size: int = 4, in_chans: int = 3, embed_dim: int = 192):
         super().__init__()
-        self.img_size, self.patch_size, self.in_chans = _pair(img_size, "img_size"), patch_size, in_chans
+        self.img_size, self.patch_size, self.in_chans = to_pair(img_size, "img_size"), patch_size, in_chans
         if self.img_size[0] % patch_size or self.img_size[1] % patch_size:
             raise ValueError(f"img_size {self.img_size} is not divisible by patch_size {patch_size}")
         self.grid_size = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
@@ -224,24 +218,13 @@ class TimmEncoder(nn.Module):
         tokens = tokens[:, self.num_prefix_tokens:]  # (B, N, D)
         return tokens.mean(dim=1) if self.pool else tokens  # (B, D) or (B, N, D)
 
-# %% ../nbs/03_vit.ipynb #e04f160c
+# %% ../nbs/03_vit.ipynb #5ff93754
 def ijepa_timm_models() -> list[str]:
     "timm's ports of the official I-JEPA weights (model.tag names; downloading them needs internet)."
     import timm
     return timm.list_models("*ijepa*", pretrained=True)
 
-
-def _timm_weights_cached(name: str) -> bool:
-    "Whether the pretrained weights of timm model `name` are already in the local HF-hub or torch-hub cache."
-    import huggingface_hub, timm
-    cfg = timm.models.get_pretrained_cfg(name)
-    if cfg is None: return False
-    if cfg.hf_hub_id and any(isinstance(huggingface_hub.try_to_load_from_cache(cfg.hf_hub_id, f), str)
-                             for f in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")):
-        return True
-    return bool(cfg.url) and (Path(torch.hub.get_dir()) / "checkpoints" / Path(urllib.parse.urlparse(cfg.url).path).name).is_file()
-
-
+# %% ../nbs/03_vit.ipynb #4cb96036
 @contextlib.contextmanager
 def _timm_load_messages():
     "Collect what timm's weight loader logs: keys it could not match are logged, not raised, when the classifier is dropped."
@@ -253,39 +236,61 @@ def _timm_load_messages():
     finally: log.removeHandler(handler); log.setLevel(saved[0]); log.propagate = saved[1]
 
 
+def _timm_from_file(name: str, checkpoint_path: str | Path, **kw) -> nn.Module:
+    "timm model `name` (no classifier) with the weights of a local file, read by timm's converters; a file that does not fit is an error."
+    import timm
+    checkpoint_path = Path(checkpoint_path)
+    if not checkpoint_path.is_file(): raise FileNotFoundError(f"checkpoint for timm model {name!r} not found: {checkpoint_path}")
+    try:
+        with _timm_load_messages() as msgs:
+            model = timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay=dict(file=str(checkpoint_path)), **kw)
+    except Exception as e:
+        raise RuntimeError(f"could not load weights for timm model {name!r} from {checkpoint_path}: {type(e).__name__}: {e}") from e
+    unfit = [m.getMessage()[:300] for m in msgs if m.getMessage().startswith(("Missing keys", "Unexpected keys", "Unable to convert"))]
+    if unfit: raise RuntimeError(f"weights in {checkpoint_path} do not fit timm model {name!r} built with {kw}: " + " | ".join(unfit))
+    return model
+
+# %% ../nbs/03_vit.ipynb #5663e82f
+def _timm_weights_cached(name: str) -> bool:
+    "Whether the pretrained weights of timm model `name` are already in the local HF-hub or torch-hub cache."
+    import huggingface_hub, timm
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg is None: return False
+    if cfg.hf_hub_id and any(isinstance(huggingface_hub.try_to_load_from_cache(cfg.hf_hub_id, f), str)
+                             for f in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")):
+        return True
+    return bool(cfg.url) and (Path(torch.hub.get_dir()) / "checkpoints" / Path(urllib.parse.urlparse(cfg.url).path).name).is_file()
+
+
+def _timm_download(name: str, download_timeout: float = 60.0, **kw) -> nn.Module:
+    "timm model `name` (no classifier) with its pretrained weights, cached or downloaded with a socket timeout; offline and not cached is an error."
+    import timm
+    hint = "Download the weights where there is a network and pass checkpoint_path=..."
+    offline = hub_offline()
+    if offline and not _timm_weights_cached(name):
+        raise RuntimeError(f"pretrained weights for timm model {name!r} could not be downloaded: offline (HF_HUB_OFFLINE=1) "
+                           f"and not in the local cache. {hint}")
+    saved = socket.getdefaulttimeout()
+    try:
+        socket.setdefaulttimeout(download_timeout if saved is None else saved)   # torch.hub's urlopen waits forever otherwise
+        with hub_offline_mode(offline):
+            model = timm.create_model(name, pretrained=True, num_classes=0, **kw)
+    except Exception as e:
+        raise RuntimeError(f"pretrained weights for timm model {name!r} could not be downloaded or loaded "
+                           f"({type(e).__name__}: {e}). {hint}") from e
+    finally:
+        socket.setdefaulttimeout(saved)
+    return model
+
+# %% ../nbs/03_vit.ipynb #02ded909
 def timm_encoder(name: str, pretrained: bool = False, checkpoint_path: str | Path | None = None, *, pool: bool = True,
                  download_timeout: float = 60.0, **kw) -> TimmEncoder:
     "A timm model as a `TimmEncoder`: random init, downloaded weights (`pretrained`), or a local `checkpoint_path`."
     import timm
     if not timm.is_model(name): raise ValueError(f"unknown timm model {name!r}; see timm.list_models('*vit*')")
-    hint = "Download the weights where there is a network and pass checkpoint_path=..."
-    if checkpoint_path is not None:
-        checkpoint_path = Path(checkpoint_path)
-        if not checkpoint_path.is_file(): raise FileNotFoundError(f"checkpoint for timm model {name!r} not found: {checkpoint_path}")
-        try:
-            with _timm_load_messages() as msgs:
-                model = timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay=dict(file=str(checkpoint_path)), **kw)
-        except Exception as e:
-            raise RuntimeError(f"could not load weights for timm model {name!r} from {checkpoint_path}: {type(e).__name__}: {e}") from e
-        unfit = [m.getMessage()[:300] for m in msgs if m.getMessage().startswith(("Missing keys", "Unexpected keys", "Unable to convert"))]
-        if unfit: raise RuntimeError(f"weights in {checkpoint_path} do not fit timm model {name!r} built with {kw}: " + " | ".join(unfit))
-    elif pretrained:
-        offline = hub_offline()
-        if offline and not _timm_weights_cached(name):
-            raise RuntimeError(f"pretrained weights for timm model {name!r} could not be downloaded: offline (HF_HUB_OFFLINE=1) "
-                               f"and not in the local cache. {hint}")
-        saved = socket.getdefaulttimeout()
-        try:
-            socket.setdefaulttimeout(download_timeout if saved is None else saved)   # torch.hub's urlopen waits forever otherwise
-            with hub_offline_mode(offline):
-                model = timm.create_model(name, pretrained=True, num_classes=0, **kw)
-        except Exception as e:
-            raise RuntimeError(f"pretrained weights for timm model {name!r} could not be downloaded or loaded "
-                               f"({type(e).__name__}: {e}). {hint}") from e
-        finally:
-            socket.setdefaulttimeout(saved)
-    else:
-        model = timm.create_model(name, pretrained=False, num_classes=0, **kw)
+    if checkpoint_path is not None: model = _timm_from_file(name, checkpoint_path, **kw)
+    elif pretrained: model = _timm_download(name, download_timeout, **kw)
+    else: model = timm.create_model(name, pretrained=False, num_classes=0, **kw)
     return TimmEncoder(model.eval(), pool=pool)
 
 # %% ../nbs/03_vit.ipynb #b38cc3b3

@@ -7,6 +7,7 @@ __all__ = ['RunFailed', 'run_notebook', 'resume_run', 'sweep', 'format_table']
 # jepa_nb.runner.execute: running notebooks: one run (papermill), resume, sweeps
 import itertools
 import json
+import os
 import re
 import shutil
 import sys
@@ -62,7 +63,9 @@ def _execute(nb: Path, run_dir: Path, inject: dict, status: StatusFile, kernel_n
     "Run `nb` with papermill into run_dir/notebook.ipynb; end `status` complete, or failed and raise `RunFailed`."
     import papermill as pm
     t0 = time.time()
+    quiet = "JEPA_NB_PROGRESS" not in os.environ                 # no progress widgets saved into the run's notebook
     try:
+        if quiet: os.environ["JEPA_NB_PROGRESS"] = "0"           # the kernel inherits it
         pm.execute_notebook(str(nb), str(run_dir / "notebook.ipynb"), parameters=inject, cwd=str(nb.parent),
                             kernel_name=kernel_name, progress_bar=False, log_output=log_output)
     except BaseException as e:
@@ -72,6 +75,8 @@ def _execute(nb: Path, run_dir: Path, inject: dict, status: StatusFile, kernel_n
         if not isinstance(e, Exception): raise
         where = f" in cell [{err['cell']}]" if err["cell"] is not None else ""
         raise RunFailed(f"{nb.name} failed{where}: {err['ename']}: {err['evalue']}\n  run folder: {run_dir}", run_dir) from None
+    finally:
+        if quiet: os.environ.pop("JEPA_NB_PROGRESS", None)
     status.stop()
     status.update(status="complete", finished=utc_now(), duration_s=round(time.time() - t0, 2))
 
