@@ -50,9 +50,9 @@ def _compare(one, two, cfg, batchnorm: bool):
     assert worst < bound, f"{cfg.method}: weights differ by {worst:.2e} (bound {bound:.1e})"
 
 
-@pytest.mark.parametrize("extra,batchnorm", [(dict(), False), (dict(method="mae"), False),
-                                              (dict(method="lejepa", sigreg_weight=0.05), True), (dict(sigreg_weight=0.05), True)],
-                         ids=["ijepa", "mae", "lejepa", "ijepa+sigreg"])
+@pytest.mark.parametrize("extra,batchnorm", [(dict(method="mae"), False), (dict(method="lejepa", sigreg_weight=0.05), True),
+                                              (dict(sigreg_weight=0.05), True)],
+                         ids=["mae", "lejepa", "ijepa+sigreg"])   # plain I-JEPA: the weights to 1e-5 in lesson 06a
 def test_two_processes_equal_one(extra, batchnorm, data, tmp_path):
     cfg = BASE.replace(**extra)
     one = _one(cfg, data, tmp_path / "one.pt")
@@ -98,7 +98,8 @@ def test_experiment_10_with_two_processes_gives_the_one_process_results(tmp_path
     for n in (1, 2):
         rd = tmp_path / f"nproc{n}"
         r = subprocess.run([sys.executable, "-m", "jepa_nb.runner", "run", str(ROOT / "nbs" / "10_pretrain.ipynb"), "--tier", "smoke",
-                            "--run-dir", str(rd), "-p", f"nproc={n}", "-p", "device=cpu"], cwd=ROOT, capture_output=True, text=True,
+                            "--run-dir", str(rd), "-p", f"nproc={n}", "-p", "device=cpu", "-p", "epochs=1", "-p", "n_probe=500"],
+                           cwd=ROOT, capture_output=True, text=True,
                            timeout=600, env={**os.environ, **ENV})
         assert r.returncode == 0, (n, r.stdout[-3000:], r.stderr[-3000:])
         runs[n] = json.loads((rd / "results.json").read_text())
