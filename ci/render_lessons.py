@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def keep_figures(nb) -> int:
+def keep_figures(nb, nbformat) -> int:
     "Drop every output but PNG figures (keeping only their image/png data); return how many figures remain."
     n = 0
     for cell in nb.cells:
@@ -25,7 +25,7 @@ def keep_figures(nb) -> int:
         outs = []
         for o in cell.get("outputs", []):
             if o.get("output_type") in ("display_data", "execute_result") and "image/png" in o.get("data", {}):
-                outs.append({"output_type": "display_data", "metadata": {}, "data": {"image/png": o["data"]["image/png"]}})
+                outs.append(nbformat.v4.new_output("display_data", data={"image/png": o["data"]["image/png"]}))
         cell["outputs"], cell["execution_count"] = outs, None
         n += len(outs)
     return n
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
         t0 = time.time()
         nb = nbformat.read(path, as_version=4)
         NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
-        n = keep_figures(nb)
+        n = keep_figures(nb, nbformat)
         nbformat.write(nb, path)
         subprocess.run([str(Path(sys.executable).parent / "nbdev-clean"), "--fname", str(path)], cwd=ROOT, check=True)
         print(f"{path.name}: {n} figures kept, {path.stat().st_size / 1024:.0f} KiB, {time.time() - t0:.0f} s", flush=True)
