@@ -5,12 +5,10 @@
 # %% ../nbs/01_data.ipynb #0e8918f1
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import inspect
 import math
-import os
 from pathlib import Path
 
 import numpy as np

@@ -16,12 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 import torch.distributed as dist
 
 from .core import Run, get_device, new_run, rank_world
 from .data import load_data
-from .train import IJEPAConfig, TensorBoardCallback, TrainResult, load_checkpoint, load_ijepa, train_ijepa
+from .train import IJEPAConfig, TensorBoardCallback, TrainResult, load_ijepa, train_ijepa
 
 # %% auto #0
 __all__ = ['init_distributed', 'close_distributed', 'main', 'torchrun_command', 'launch', 'result_from_checkpoint']

@@ -5,7 +5,6 @@
 # %% ../nbs/05a_lejepa.ipynb #58349225
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn as nn

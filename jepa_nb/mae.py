@@ -5,7 +5,6 @@
 # %% ../nbs/05b_mae.ipynb #f6d24923
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
