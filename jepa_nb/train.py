@@ -30,11 +30,12 @@ from .vit import ViTEncoder
 
 # %% auto #0
 __all__ = ['CKPT_FORMAT', 'RUNTIME_FIELDS', 'HPARAMS', 'pretrain', 'IJEPAConfig', 'IJEPA', 'build_encoder', 'build_ijepa',
-           'build_model', 'ijepa_targets', 'ijepa_loss', 'position_only_loss', 'feature_std', 'effective_rank',
-           'CheckpointError', 'save_checkpoint', 'load_checkpoint', 'load_ijepa', 'load_pretrained', 'build_masker',
-           'ijepa_step', 'check_recipe', 'make_loader', 'hparams_at', 'shard_batch', 'train_step', 'TrainResult',
-           'TrainLoop', 'start_loop', 'run_step', 'monitor_point', 'log_point', 'checkpoint_point', 'train_ijepa',
-           'finish', 'plot_training_curves', 'TensorBoardCallback', 'load_compared', 'eval_transform']
+           'build_model', 'ijepa_targets', 'ijepa_loss', 'position_means', 'position_only_loss', 'stroke_tokens',
+           'token_losses', 'stroke_split', 'feature_std', 'effective_rank', 'CheckpointError', 'save_checkpoint',
+           'load_checkpoint', 'load_ijepa', 'load_pretrained', 'build_masker', 'ijepa_terms', 'ijepa_step',
+           'check_recipe', 'make_loader', 'hparams_at', 'shard_batch', 'train_step', 'TrainResult', 'TrainLoop',
+           'start_loop', 'run_step', 'monitor_point', 'log_point', 'checkpoint_point', 'train_ijepa', 'finish',
+           'plot_training_curves', 'term_gradients', 'TensorBoardCallback', 'load_compared', 'eval_transform']
 
 # %% ../nbs/06_train.ipynb #c6c4b74b
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +91,7 @@ class _OptimFields(Config):
     final_weight_decay: float = 0.4                # final weight decay (official; increasing)
     ema: tuple[float, float] = (0.996, 1.0)        # EMA momentum start, end (official)
     loss: Literal["smooth_l1", "l2"] = "smooth_l1" # smooth_l1 (official code) or l2 (paper)
+    pred_weight: float = 1.0                       # I-JEPA: weight of the prediction loss (0 = SIGReg alone, the ablation)
 
 # %% ../nbs/06_train.ipynb #f0cb82d0
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +138,9 @@ class IJEPAConfig(_RuntimeFields, _MAEFields, _SIGRegFields, _OptimFields, _Mask
         if not 0 <= self.ema[0] <= self.ema[1] <= 1: raise ConfigError(f"parameter 'ema' must be (start, end) with 0 <= start <= end <= 1, got {self.ema}")
         if not 0 <= self.sigreg_weight <= (1 if self.method == "lejepa" else float("inf")):
             raise ConfigError(f"parameter 'sigreg_weight' must be >= 0 (and <= 1 for LeJEPA), got {self.sigreg_weight}")
+        if self.pred_weight < 0: raise ConfigError(f"parameter 'pred_weight' must be >= 0, got {self.pred_weight}")
+        if self.method == "ijepa" and self.pred_weight == 0 and self.sigreg_weight == 0:
+            raise ConfigError("pred_weight 0 and sigreg_weight 0 leave I-JEPA no loss: set one of them > 0")
         if self.method == "lejepa":
             if self.sigreg_weight == 0: raise ConfigError("method 'lejepa' needs sigreg_weight > 0 (LeJEPA's λ, e.g. 0.05): without SIGReg its views collapse")
             if self.num_views < 2: raise ConfigError(f"method 'lejepa' needs num_views >= 2, got {self.num_views}")
@@ -195,15 +200,49 @@ def ijepa_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "smooth_l1"
     raise ValueError(f"unknown loss {kind!r}; choose 'smooth_l1' or 'l2'")
 
 # %% ../nbs/06_train.ipynb #5cf564ef
-def position_only_loss(target: torch.Tensor, tgt_idx: list, num_patches: int, kind: str = "smooth_l1") -> torch.Tensor:
-    "Loss of predicting each target token (K*B, T, D) by the batch's mean target at its patch position (a context-blind baseline)."
+def position_means(target: torch.Tensor, tgt_idx: list, num_patches: int) -> torch.Tensor:
+    "The context-blind guess for each target token (K*B, T, D): the batch's mean target at its patch position."
     idx = torch.cat([t for t in tgt_idx]).reshape(-1)                      # (K*B*T,) positions, block-major like `target`
     flat = target.reshape(-1, target.shape[-1]).float()                    # (K*B*T, D)
     sums = torch.zeros(num_patches, flat.shape[1], device=flat.device).index_add_(0, idx, flat)   # (N, D)
     counts = torch.zeros(num_patches, device=flat.device).index_add_(0, idx, torch.ones_like(idx, dtype=flat.dtype))
     all_sum_(sums), all_sum_(counts)                                       # under torchrun: the whole batch's positions (lesson 00)
     mean = sums / counts.clamp(min=1).unsqueeze(1)                         # (N, D) per-position mean target
-    return ijepa_loss(mean[idx].view_as(target), target.float(), kind)
+    return mean[idx].view_as(target)
+
+
+def position_only_loss(target: torch.Tensor, tgt_idx: list, num_patches: int, kind: str = "smooth_l1") -> torch.Tensor:
+    "Loss of predicting each target token (K*B, T, D) by the batch's mean target at its patch position (a context-blind baseline)."
+    return ijepa_loss(position_means(target, tgt_idx, num_patches), target.float(), kind)
+
+# %% ../nbs/06_train.ipynb #da5e1eb7
+def stroke_tokens(images: torch.Tensor, patch_size: int, threshold: float = 0.1) -> torch.Tensor:
+    "(B, N) bool, patches in row-major order: does a pixel rise above the image's darkest by > `threshold` of its range?"
+    x = images.float().amax(dim=1, keepdim=True)                           # (B, 1, H, W): the brightest channel
+    lo, hi = x.flatten(1).amin(1, keepdim=True), x.flatten(1).amax(1, keepdim=True)   # (B, 1)
+    top = F.max_pool2d(x, patch_size).flatten(1)                           # (B, N) each patch's brightest pixel
+    return top - lo > threshold * (hi - lo)
+
+
+def token_losses(pred: torch.Tensor, target: torch.Tensor, kind: str = "smooth_l1") -> torch.Tensor:
+    "The loss of each token (K*B, T), averaged over its features (their mean over tokens is `ijepa_loss`)."
+    if kind not in ("smooth_l1", "l2"): raise ValueError(f"unknown loss {kind!r}; choose 'smooth_l1' or 'l2'")
+    d = (pred.float() - target.float())
+    per = F.smooth_l1_loss(d, torch.zeros_like(d), beta=1.0, reduction="none") if kind == "smooth_l1" else d * d
+    return per.mean(dim=-1)
+
+
+def stroke_split(pred: torch.Tensor, target: torch.Tensor, tgt_idx: list, stroke: torch.Tensor, guess: torch.Tensor,
+                 kind: str = "smooth_l1") -> dict:
+    "Prediction and position-only (`guess`, from `position_means`) losses over the target tokens with stroke and the blank ones, and the stroke share."
+    on = torch.cat([stroke.gather(1, t) for t in tgt_idx]).float()         # (K*B, T), block-major like the targets
+    losses = {"pred": token_losses(pred, target, kind), "pos_only": token_losses(guess, target, kind)}
+    sums = torch.stack([torch.stack([(l * w).sum() for w in (on, 1 - on)]) for l in losses.values()])   # (2, 2)
+    counts = torch.stack([on.sum(), (1 - on).sum()])
+    all_sum_(sums), all_sum_(counts)                                       # under torchrun: the whole batch
+    means = sums / counts.clamp(min=1)
+    out = {f"{n}_loss_{part}": means[i, j] for i, n in enumerate(losses) for j, part in enumerate(("stroke", "blank"))}
+    return {**out, "stroke_share": counts[0] / counts.sum()}
 
 # %% ../nbs/06_train.ipynb #6ba15ff0
 def feature_std(features: torch.Tensor) -> torch.Tensor:
@@ -297,25 +336,36 @@ def build_masker(cfg: IJEPAConfig):
                        aspect_ratio=cfg.aspect_ratio, num_pred_masks=cfg.num_pred_masks, min_keep=cfg.min_keep, allow_overlap=cfg.allow_overlap)
 
 
+def ijepa_terms(model: IJEPA, batch: dict, *, loss: str = "smooth_l1", sigreg_on: str = "full", num_slices: int = 256,
+                seed: int = 0) -> dict:
+    "I-JEPA's loss terms on `batch`, with gradients: pred_loss and, when the model has a projector, sigreg; also pred and target."
+    imgs, ctx, tgt = batch["images"], batch["ctx_idx"], batch["tgt_idx"]
+    target = ijepa_targets(model.target_encoder, imgs, tgt)                     # (K*B, T, D), no grad
+    h = model.encoder(imgs, ctx)                                                # (B, M, D)
+    pred = model.predictor(h, ctx, tgt)                                         # (K*B, T, D)
+    terms = {"pred_loss": ijepa_loss(pred.float(), target.float(), loss), "pred": pred, "target": target}
+    if model.projector is not None:                                             # anti-collapse on the online encoder (lesson 05a)
+        pooled = (h if sigreg_on == "context" else model.encoder(imgs)).mean(dim=1)   # (B, D)
+        pooled = gather_rows(pooled)                                            # under torchrun: the whole batch (lesson 00)
+        terms["sigreg"] = sigreg(model.projector(pooled).float(), num_slices, make_generator(seed, SIGREG_STREAM, batch["step"]))
+    return terms
+
+
 def ijepa_step(model: IJEPA, optimizer: torch.optim.Optimizer, batch: dict, *, lr: float, weight_decay: float,
                momentum: float, loss: str = "smooth_l1", bf16: bool = False, sigreg_weight: float = 0.0,
-               sigreg_on: str = "full", num_slices: int = 256, seed: int = 0) -> dict:
-    "One optimisation step on `batch` (a `mask_loader` dict, already on the model's device); returns loss, pred_loss, pos_only_loss (and sigreg)."
-    imgs, ctx, tgt = batch["images"], batch["ctx_idx"], batch["tgt_idx"]
+               sigreg_on: str = "full", num_slices: int = 256, seed: int = 0, pred_weight: float = 1.0) -> dict:
+    "One optimisation step on `batch` (a `mask_loader` dict, already on the model's device); returns loss, pred_loss, pos_only_loss, their stroke split (and sigreg)."
+    imgs, tgt = batch["images"], batch["tgt_idx"]
     set_hparams_(optimizer, lr, weight_decay)
     with torch.autocast(imgs.device.type, dtype=torch.bfloat16, enabled=bf16 and imgs.device.type == "cuda"):
-        target = ijepa_targets(model.target_encoder, imgs, tgt)                 # (K*B, T, D), no grad
-        h = model.encoder(imgs, ctx)                                            # (B, M, D)
-        pred = model.predictor(h, ctx, tgt)                                     # (K*B, T, D)
-        pred_loss = ijepa_loss(pred.float(), target.float(), loss)
-        value, parts = pred_loss, {}
-        if sigreg_weight > 0:                                                   # anti-collapse on the online encoder (lesson 05a)
-            pooled = (h if sigreg_on == "context" else model.encoder(imgs)).mean(dim=1)   # (B, D)
-            pooled = gather_rows(pooled)                                        # under torchrun: the whole batch (lesson 00)
-            sig = sigreg(model.projector(pooled).float(), num_slices, make_generator(seed, SIGREG_STREAM, batch["step"]))
-            value, parts = pred_loss + sigreg_weight * sig, {"sigreg": sig.detach()}
-    with torch.no_grad(): base = position_only_loss(target, tgt, model.encoder.num_patches, loss)
-    named = {"loss": value.detach(), "pred_loss": pred_loss.detach(), "pos_only_loss": base, **parts}
+        t = ijepa_terms(model, batch, loss=loss, sigreg_on=sigreg_on, num_slices=num_slices, seed=seed)
+        value = pred_weight * t["pred_loss"] + (sigreg_weight * t["sigreg"] if sigreg_weight > 0 else 0.0)
+    with torch.no_grad():
+        target = t["target"]
+        guess = position_means(target, tgt, model.encoder.num_patches)        # the yardstick's guesses, for the whole and the split
+        split = stroke_split(t["pred"], target, tgt, stroke_tokens(imgs, model.encoder.patch_embed.patch_size), guess, loss)
+        named = {"loss": value.detach(), "pred_loss": t["pred_loss"].detach(), "pos_only_loss": ijepa_loss(guess, target.float(), loss),
+                 **({"sigreg": t["sigreg"].detach()} if sigreg_weight > 0 else {}), **split}
     out = dict(zip(named, torch.stack([v.float() for v in named.values()]).tolist()))   # the step's one host sync
     optimizer_step_(optimizer, value, out["loss"], batch.get("step"), lr)   # refuses a non-finite loss first (lesson 05)
     ema_update_(model.target_encoder, model.encoder, momentum)
@@ -381,7 +431,8 @@ def train_step(model: nn.Module, opt, batch: dict, cfg: IJEPAConfig, hp: dict) -
     if cfg.method == "mae":
         return mae_step(model, opt, batch, lr=hp["lr"], weight_decay=hp["wd"], norm_pix=cfg.norm_pix, bf16=cfg.bf16, baseline=position_only_loss)
     return ijepa_step(model, opt, batch, lr=hp["lr"], weight_decay=hp["wd"], momentum=hp["momentum"], loss=cfg.loss, bf16=cfg.bf16,
-                      sigreg_weight=cfg.sigreg_weight, sigreg_on=cfg.sigreg_on, num_slices=cfg.num_slices, seed=cfg.seed)
+                      sigreg_weight=cfg.sigreg_weight, sigreg_on=cfg.sigreg_on, num_slices=cfg.num_slices, seed=cfg.seed,
+                      pred_weight=cfg.pred_weight)
 
 # %% ../nbs/06_train.ipynb #d8c650f0
 @dataclasses.dataclass
@@ -607,6 +658,9 @@ def plot_training_curves(history: list, monitors: list, cfg: IJEPAConfig | None 
     if "pos_only_loss" in history[0]:
         axes[0].plot(steps, [h["pred_loss"] for h in history], lw=0.8, label="prediction loss")
         axes[0].plot(steps, [h["pos_only_loss"] for h in history], lw=0.8, ls="--", label="position-only predictor")
+    if "pred_loss_stroke" in history[0]:                                  # the tokens where content can show
+        axes[0].plot(steps, [h["pred_loss_stroke"] for h in history], lw=0.8, c="C3", label="prediction, stroke tokens")
+        axes[0].plot(steps, [h["pos_only_loss_stroke"] for h in history], lw=0.8, ls="--", c="C3", label="position-only, stroke tokens")
     axes[0].set(xlabel="step", title=f"{cfg.method if cfg else ''} loss", yscale="log"); axes[0].legend(fontsize=7)
     if "init_share" in history[0]:
         axes[1].plot(steps, [h["init_share"] for h in history]); axes[1].set(ylim=(0, 1.02))
@@ -615,6 +669,20 @@ def plot_training_curves(history: list, monitors: list, cfg: IJEPAConfig | None 
         ax.plot([m["step"] for m in monitors], [m[key] for m in monitors], "o-"); ax.set(xlabel="step", title=f"pooled {key.replace('_', ' ')}")
     fig.tight_layout()
     return fig
+
+# %% ../nbs/06_train.ipynb #5b914fa1
+def term_gradients(terms: dict[str, torch.Tensor], params: Sequence[torch.Tensor]) -> dict:
+    "For each (already weighted) loss term, the L2 norm of its gradient on `params`; with two terms, also their cosine."
+    params = [p for p in params if p.requires_grad]
+    grads = {}
+    for name, value in terms.items():
+        g = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+        grads[name] = torch.cat([(gi if gi is not None else torch.zeros_like(p)).flatten() for gi, p in zip(g, params)])
+    out = {f"grad_{name}": float(g.norm()) for name, g in grads.items()}
+    if len(grads) == 2:
+        a, b = grads.values()
+        out["cosine"] = float(F.cosine_similarity(a, b, dim=0))
+    return out
 
 # %% ../nbs/06_train.ipynb #a8ab257c
 class TensorBoardCallback:
