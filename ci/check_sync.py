@@ -3,7 +3,8 @@
 1. `jepa_nb/` must equal a fresh `nbdev-export` of `nbs/` (the notebooks are the source of truth).
 2. Every notebook must already be clean (`nbdev-clean` changes nothing), and each experiment
    notebook keeps exactly one papermill `parameters` cell after cleaning.
-3. `README.md` must equal what `ci/make_readme.py` renders from `nbs/index.ipynb`.
+3. `README.md` must equal what `ci/make_readme.py` renders from `nbs/index.ipynb`, and
+   `data/reference/RESULTS.md` what `ci/make_results.py` renders from the cpu references.
 The check leaves the freshly exported/cleaned files in place, so `git diff` shows the fix.
 """
 import difflib, json, subprocess, sys
@@ -72,6 +73,16 @@ def main() -> int:
         print(show(before, readme))
     else:
         print("ok   readme: README.md matches nbs/index.ipynb")
+
+    results = ROOT / "data" / "reference" / "RESULTS.md"
+    before = snapshot([results])
+    subprocess.run([sys.executable, str(ROOT / "ci" / "make_results.py")], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    if changed(before, [results]):
+        ok = False
+        print("FAIL results: data/reference/RESULTS.md differed from the references; regenerated now (commit it).")
+        print(show(before, results))
+    else:
+        print("ok   results: data/reference/RESULTS.md matches the references")
     return 0 if ok else 1
 
 

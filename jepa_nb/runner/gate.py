@@ -62,6 +62,13 @@ def _reference_curve(recs: Sequence, curve: str | None, k: float, tol, min_tol: 
     return dict(metric=curve, steps=[int(s) for s in per.index], values=per.mean(axis=1).tolist(), tol=float(t), kind="abs")
 
 # %% ../../nbs/09_runner.ipynb #a71e8504
+def _seed_of(rec, i: int):
+    "The seed of a reference run: its `seed` parameter, or the one seed in `seeds` (experiments 13-15), else its position."
+    seeds = rec.params.get("seeds")
+    if "seed" in rec.params: return rec.params["seed"]
+    return seeds[0] if isinstance(seeds, list) and len(seeds) == 1 else i
+
+
 def write_reference(runs: Iterable[str | Path], path: str | Path | None = None, *, reference_root: str | Path | None = None,
                     metrics: Sequence[str] | None = None, curve: str | None = "loss", k: float = 3.0,
                     tol: float | Mapping[str, float] | None = None, min_tol: float = 1e-6, kind: str = "abs",
@@ -80,6 +87,7 @@ def write_reference(runs: Iterable[str | Path], path: str | Path | None = None, 
                created=utc_now())
     for m in names:
         ref["metrics"][m], ref["spread"][m] = _spread_entry([r.results[m] for r in recs], m, k, tol, min_tol, kind)
+    ref["per_seed"] = {str(_seed_of(r, i)): {m: r.results[m] for m in names} for i, r in enumerate(recs)}   # each seed's own values
     ungated = [m for m, e in ref["metrics"].items() if keep is not None and not keep(m, e)]
     for m in ungated: del ref["metrics"][m]                           # their spread stays on record
     if note or ungated: ref["note"] = note + (f"; not gated: {ungated}" if ungated else "")
