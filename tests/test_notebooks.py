@@ -43,3 +43,14 @@ def test_no_star_imports_in_lessons():
     for nb in sorted((ROOT / "nbs").glob("0[0-9]_*.ipynb")):
         for c in json.loads(nb.read_text())["cells"]:
             assert "import *" not in "".join(c["source"]), f"{nb.name} uses import *"
+
+
+def test_every_parameter_line_is_read_by_papermill():
+    "Each `name = value` line of an experiment's parameters cell is a parameter papermill sees (a comment holding `=` hides it)."
+    sys.path.insert(0, str(ROOT))
+    from jepa_nb.runner import notebook_params
+    for nb in sorted((ROOT / "nbs").glob("1[0-9]_*.ipynb")):
+        cell = next(c for c in json.loads(nb.read_text())["cells"] if "parameters" in c["metadata"].get("tags", []))
+        declared = [l.split("=")[0].strip() for l in "".join(cell["source"]).splitlines() if l.strip() and not l.startswith("#")]
+        missing = sorted(set(declared) - set(notebook_params(nb)))
+        assert not missing, f"{nb.name}: papermill cannot read the parameter line(s) of {missing} (no `=` in their comments)"
