@@ -24,10 +24,10 @@ def fmt(v, pct=False) -> str:
     return f"{100 * v:+.1f}" if pct else f"{v:.3f}"
 
 
-def mean_std(values) -> str:
+def mean_std(values, digits: int = 3) -> str:
     v = [x for x in values if x is not None]
     if not v: return "–"
-    return f"{statistics.mean(v):.3f} ± {statistics.stdev(v):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
+    return f"{statistics.mean(v):.{digits}f} ± {statistics.stdev(v):.{digits}f}" if len(v) > 1 else f"{v[0]:.{digits}f}"
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -52,8 +52,8 @@ def pretrain_section(run: str, label: str, tier: str) -> str:
     col = lambda k: [m.get(k) for m in per.values()]
     marg = lambda a, b: [m[a] - m[b] for m in per.values()]
     mean = ["mean ± std", mean_std(col("linear_acc")), mean_std(col("linear_acc_random_init")),
-            mean_std([100 * x for x in marg("linear_acc", "linear_acc_random_init")]), mean_std(col("knn_acc")),
-            mean_std(col("knn_acc_random_init")), mean_std([100 * x for x in marg("knn_acc", "knn_acc_random_init")])]
+            mean_std([100 * x for x in marg("linear_acc", "linear_acc_random_init")], 1), mean_std(col("knn_acc")),
+            mean_std(col("knn_acc_random_init")), mean_std([100 * x for x in marg("knn_acc", "knn_acc_random_init")], 1)]
     header = ["seed", "linear", "twin", "margin (points)", "kNN", "twin", "margin (points)"]
     if any("final_pred_loss" in m for m in per.values()):
         header += ["prediction / position-only loss", "same, stroke tokens"]

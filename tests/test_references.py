@@ -1,0 +1,82 @@
+"""What the cpu references hold, seed by seed (issue 15's gate, built once with
+`ci/make_reference.py --tier cpu --seeds 0,1,...,9` for the pretraining runs and seeds 0-2 for experiment 14).
+
+The course's standard is asserted as it is written. Where the course's own I-JEPA does not meet it at CPU scale, the
+test is marked `xfail(strict=True)` with the measured reason: it is reported on every run, and it fails the day the
+references meet the bar, so that the README's verdicts get updated with them."""
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REFS = ROOT / "data" / "reference"
+GATE_SEEDS = list(range(10))
+BAR, PRED_BAR = 0.05, 0.03
+
+
+def _ref(run: str, tier: str = "cpu") -> dict:
+    return json.loads((REFS / run / f"{tier}.json").read_text())
+
+
+def _per_seed(run: str) -> dict[int, dict]:
+    return {int(s): m for s, m in _ref(run)["per_seed"].items()}
+
+
+def _below_bar(run: str) -> dict[int, tuple[float, float]]:
+    "Seeds whose margin over the untrained twin is under the bar on the linear or the kNN probe: {seed: (linear, kNN)}."
+    out = {}
+    for s, m in _per_seed(run).items():
+        margin = (round(m["linear_acc"] - m["linear_acc_random_init"], 3), round(m["knn_acc"] - m["knn_acc_random_init"], 3))
+        if min(margin) < BAR: out[s] = margin
+    return out
+
+
+@pytest.mark.parametrize("run", ["10_pretrain", "10_pretrain_lejepa"])
+def test_pretraining_references_keep_every_gate_seed(run):
+    ref = _ref(run)
+    assert sorted(int(s) for s in ref["per_seed"]) == GATE_SEEDS == sorted(ref["seeds"])
+    for name, entry in ref["metrics"].items():          # the gated value is the mean of the seeds on record
+        values = [m[name] for m in ref["per_seed"].values()]
+        assert abs(sum(values) / len(values) - entry["value"]) < 1e-9, name
+    for s, m in ref["per_seed"].items():                # and each seed's margins are its own accuracies' differences
+        assert abs(m["linear_margin"] - (m["linear_acc"] - m["linear_acc_random_init"])) < 1e-9, s
+
+
+def test_lejepa_beats_its_twin_on_every_seed():
+    assert not _below_bar("10_pretrain_lejepa"), f"LeJEPA under {BAR} over its untrained twin (linear, kNN): {_below_bar('10_pretrain_lejepa')}"
+
+
+@pytest.mark.xfail(strict=True, reason="measured: the course's I-JEPA misses the 5-point kNN margin on some seeds of 0-9 "
+                                       "(data/reference/RESULTS.md lists them); issue 15 stays open on it")
+def test_ijepa_beats_its_twin_on_every_seed():
+    assert not _below_bar("10_pretrain"), f"I-JEPA under {BAR} over its untrained twin (linear, kNN): {_below_bar('10_pretrain')}"
+
+
+def test_ijepa_beats_its_twin_on_linear_probe_on_every_seed():
+    low = {s: m for s, m in _below_bar("10_pretrain").items() if m[0] < BAR}
+    assert not low, f"I-JEPA under {BAR} over its untrained twin on the linear probe: {low}"
+
+
+@pytest.mark.xfail(strict=True, reason="measured: at CPU scale the predictor's loss on stroke tokens ends at or above the "
+                                       "position-only yardstick (experiment 14 searched for a recipe where it does not)")
+def test_ijepa_predictor_ends_below_its_yardstick_on_stroke_tokens():
+    above = {s: (round(m["final_pred_loss_stroke"], 4), round(m["final_pos_only_loss_stroke"], 4)) for s, m in _per_seed("10_pretrain").items()
+             if m["final_pred_loss_stroke"] >= m["final_pos_only_loss_stroke"]}
+    assert not above, f"prediction vs position-only loss on stroke tokens, seeds where it is not below: {above}"
+
+
+@pytest.mark.xfail(strict=True, reason="measured: the prediction term adds < 3 points over SIGReg alone (experiment 14's "
+                                       "ablation); the course says so instead of hiding it")
+def test_prediction_adds_over_sigreg_alone_on_every_seed():
+    per = _per_seed("14_recipe_search")
+    adds = {s: round(m["over_sigreg_alone_min_ijepa"], 3) for s, m in per.items()}
+    assert len(adds) >= 3 and all(a >= PRED_BAR for a in adds.values()), f"I-JEPA minus SIGReg alone (better probe), per seed: {adds}"
+
+
+def test_sigreg_alone_is_the_ablation_of_the_default():
+    "Experiment 14's ablation keeps everything but the loss term: the same untrained twin and budget for every recipe."
+    ref = _ref("14_recipe_search")
+    assert {"ijepa", "sigreg_alone", "prediction_alone"} <= set(ref["params"]["recipes"])
+    for m in ref["per_seed"].values():
+        assert m["linear_acc_prediction_alone"] < m["linear_acc_random_init"] < m["linear_acc_sigreg_alone"]   # collapse vs learning
