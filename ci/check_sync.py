@@ -29,6 +29,18 @@ def show(before, path):
     return "\n".join(list(difflib.unified_diff(old, new, str(path), str(path), lineterm=""))[:40])
 
 
+def generated(path: Path, script: str, name: str, source: str) -> bool:
+    "Re-render `path` with ci/`script`; False (and the diff) when it differed from what `source` renders."
+    before = snapshot([path])
+    subprocess.run([sys.executable, str(ROOT / "ci" / script)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    if changed(before, [path]):
+        print(f"FAIL {name}: {path.relative_to(ROOT)} differed from {source}; regenerated now (commit it).")
+        print(show(before, path))
+        return False
+    print(f"ok   {name}: {path.relative_to(ROOT)} matches {source}")
+    return True
+
+
 def main() -> int:
     ok = True
     lib = lambda: sorted((ROOT / "jepa_nb").rglob("*.py"))
@@ -64,25 +76,8 @@ def main() -> int:
     else:
         print(f"ok   params: {len(experiments)} experiment notebooks keep their one `parameters` cell")
 
-    readme = ROOT / "README.md"
-    before = snapshot([readme])
-    subprocess.run([sys.executable, str(ROOT / "ci" / "make_readme.py")], cwd=ROOT, check=True)
-    if changed(before, [readme]):
-        ok = False
-        print("FAIL readme: README.md differed from nbs/index.ipynb; regenerated now (commit it).")
-        print(show(before, readme))
-    else:
-        print("ok   readme: README.md matches nbs/index.ipynb")
-
-    results = ROOT / "data" / "reference" / "RESULTS.md"
-    before = snapshot([results])
-    subprocess.run([sys.executable, str(ROOT / "ci" / "make_results.py")], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    if changed(before, [results]):
-        ok = False
-        print("FAIL results: data/reference/RESULTS.md differed from the references; regenerated now (commit it).")
-        print(show(before, results))
-    else:
-        print("ok   results: data/reference/RESULTS.md matches the references")
+    ok &= generated(ROOT / "README.md", "make_readme.py", "readme", "nbs/index.ipynb")
+    ok &= generated(ROOT / "data" / "reference" / "RESULTS.md", "make_results.py", "results", "the cpu references")
     return 0 if ok else 1
 
 
