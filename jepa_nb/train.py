@@ -192,12 +192,15 @@ def ijepa_targets(target_encoder: nn.Module, images: torch.Tensor, tgt_idx: list
     return apply_masks(h, tgt_idx)                  # (K*B, T, D)
 
 
+def _check_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> None:
+    if pred.shape != target.shape: raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} shapes differ")
+    if kind not in ("smooth_l1", "l2"): raise ValueError(f"unknown loss {kind!r}; choose 'smooth_l1' or 'l2'")
+
+
 def ijepa_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "smooth_l1") -> torch.Tensor:
     "Mean smooth-L1 (beta 1, official code) or mean squared error (paper) between predictions and targets."
-    if pred.shape != target.shape: raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} shapes differ")
-    if kind == "smooth_l1": return F.smooth_l1_loss(pred, target, beta=1.0)
-    if kind == "l2": return F.mse_loss(pred, target)
-    raise ValueError(f"unknown loss {kind!r}; choose 'smooth_l1' or 'l2'")
+    _check_loss(pred, target, kind)
+    return F.smooth_l1_loss(pred, target, beta=1.0) if kind == "smooth_l1" else F.mse_loss(pred, target)
 
 # %% ../nbs/06_train.ipynb #5cf564ef
 def position_means(target: torch.Tensor, tgt_idx: list, num_patches: int) -> torch.Tensor:
@@ -226,15 +229,15 @@ def stroke_tokens(images: torch.Tensor, patch_size: int, threshold: float = 0.1)
 
 def token_losses(pred: torch.Tensor, target: torch.Tensor, kind: str = "smooth_l1") -> torch.Tensor:
     "The loss of each token (K*B, T), averaged over its features (their mean over tokens is `ijepa_loss`)."
-    if kind not in ("smooth_l1", "l2"): raise ValueError(f"unknown loss {kind!r}; choose 'smooth_l1' or 'l2'")
-    d = (pred.float() - target.float())
-    per = F.smooth_l1_loss(d, torch.zeros_like(d), beta=1.0, reduction="none") if kind == "smooth_l1" else d * d
+    _check_loss(pred, target, kind)
+    pred, target = pred.float(), target.float()
+    per = F.smooth_l1_loss(pred, target, beta=1.0, reduction="none") if kind == "smooth_l1" else F.mse_loss(pred, target, reduction="none")
     return per.mean(dim=-1)
 
 
 def stroke_split(pred: torch.Tensor, target: torch.Tensor, tgt_idx: list, stroke: torch.Tensor, guess: torch.Tensor,
                  kind: str = "smooth_l1") -> dict:
-    "Prediction and position-only (`guess`, from `position_means`) losses over the target tokens with stroke and the blank ones, and the stroke share."
+    "Prediction and position-only (`guess`: `position_means`) losses over target tokens with stroke and blank ones; the stroke share."
     on = torch.cat([stroke.gather(1, t) for t in tgt_idx]).float()         # (K*B, T), block-major like the targets
     losses = {"pred": token_losses(pred, target, kind), "pos_only": token_losses(guess, target, kind)}
     sums = torch.stack([torch.stack([(l * w).sum() for w in (on, 1 - on)]) for l in losses.values()])   # (2, 2)
@@ -354,7 +357,7 @@ def ijepa_terms(model: IJEPA, batch: dict, *, loss: str = "smooth_l1", sigreg_on
 def ijepa_step(model: IJEPA, optimizer: torch.optim.Optimizer, batch: dict, *, lr: float, weight_decay: float,
                momentum: float, loss: str = "smooth_l1", bf16: bool = False, sigreg_weight: float = 0.0,
                sigreg_on: str = "full", num_slices: int = 256, seed: int = 0, pred_weight: float = 1.0) -> dict:
-    "One optimisation step on `batch` (a `mask_loader` dict, already on the model's device); returns loss, pred_loss, pos_only_loss, their stroke split (and sigreg)."
+    "One optimisation step on `batch` (a `mask_loader` dict, on the model's device); returns its losses and their stroke split."
     imgs, tgt = batch["images"], batch["tgt_idx"]
     set_hparams_(optimizer, lr, weight_decay)
     with torch.autocast(imgs.device.type, dtype=torch.bfloat16, enabled=bf16 and imgs.device.type == "cuda"):
