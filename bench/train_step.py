@@ -3,8 +3,8 @@
 official facebookresearch/ijepa step on the same batches.
 
 One step = schedules -> target encoder on the full images (no grad) -> context encoder on the kept tokens ->
-predictor (K*B pass) -> loss -> backward -> AdamW -> EMA: `jepa_nb.train.ijepa_step`, the very function
-`train_ijepa` calls each step. Data loading is left out of the step; the collator (random-resized crop +
+predictor (K*B pass) -> loss -> backward -> AdamW -> EMA: `jepa_nb.optim.method_step` on `jepa_nb.ijepa.IJEPA`, the very step
+`pretrain` calls each step. Data loading is left out of the step; the collator (random-resized crop +
 normalise + multi-block masks, on a uint8 batch as the DataLoader hands it) is timed on its own.
 
 Default config: ViT 192x6 (3 heads), 32x32 RGB images, patch 4 (8x8 grid, 64 tokens), batch 128, predictor
@@ -68,15 +68,11 @@ from jepa_nb.core import get_device
 from jepa_nb.data import make_transform
 from jepa_nb.ema import ema_momentum_at
 from jepa_nb.masks import MaskCollator, truncate_contexts
-from jepa_nb.train import (
-    IJEPAConfig,
-    build_ijepa,
-    build_masker,
-    hparams_at,
-    ijepa_loss,
-    ijepa_step,
-    ijepa_targets,
-)
+from jepa_nb.ijepa import IJEPA, ijepa_loss, ijepa_targets
+from jepa_nb.masks import build_masker
+from jepa_nb.methods import PretrainConfig
+from jepa_nb.optim import method_step
+from jepa_nb.train import hparams_at
 
 try:
     from jepa_nb.optim import param_groups
@@ -170,7 +166,7 @@ def official_stat_masks(B: int, grid, g: torch.Generator, enc_mask_scale=(0.85, 
     return ctx_idx, [start[:, k, None] + offsets for k in range(K)]
 
 
-def official_collator_stats(path: str, cfg: IJEPAConfig, B: int, n: int) -> dict:
+def official_collator_stats(path: str, cfg: PretrainConfig, B: int, n: int) -> dict:
     "Mean context / target tokens of the official MaskCollator itself over n batches (a check of the statistics above)."
     import logging
     sys.path.insert(0, str(Path(path).resolve()))
@@ -190,7 +186,7 @@ def official_collator_stats(path: str, cfg: IJEPAConfig, B: int, n: int) -> dict
 # --- the official step (imported from a checkout, run as its src/train.py runs it) --------------------------------
 class OfficialStep:
     "The official encoder, predictor, EMA target, init_opt and train_step body, on a batch of ours."
-    def __init__(self, path: str, cfg: IJEPAConfig, in_chans: int, total_steps: int, device, bf16: bool):
+    def __init__(self, path: str, cfg: PretrainConfig, in_chans: int, total_steps: int, device, bf16: bool):
         import logging
         import warnings
         warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")   # its float(loss)
@@ -259,7 +255,7 @@ def _meta_batch(b):
 
 
 def ours_flop_counter(model, loss: str):
-    "A function batch -> FLOPs of one `ijepa_step`'s forward + backward, counted on a meta copy of the model."
+    "A function batch -> FLOPs of one I-JEPA step's forward + backward, counted on a meta copy of the model."
     mm = copy.deepcopy(model).to("meta")
     def run(b):
         imgs, ctx, tgt = _meta_batch(b)
@@ -274,22 +270,22 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     device = get_device(args.device)
     cuda = device.type == "cuda"
-    cfg = IJEPAConfig(img_size=args.img_size, patch_size=args.patch_size, embed_dim=args.embed_dim, depth=args.depth,
+    cfg = PretrainConfig(img_size=args.img_size, patch_size=args.patch_size, embed_dim=args.embed_dim, depth=args.depth,
                       num_heads=args.num_heads, mlp_ratio=args.mlp_ratio, pred_emb_dim=args.pred_emb_dim, pred_depth=args.pred_depth,
                       pred_num_heads=args.pred_num_heads, masking=args.masking, min_keep=args.min_keep, batch_size=args.batch_size,
                       loss=args.loss, seed=args.seed, bf16=not args.no_bf16)
     bf16 = bool(cfg.bf16 and cuda)
     B, n_rounds = args.batch_size, args.warmup + args.steps
     modes = list(MASK_MODES) if args.masks == "both" else [args.masks]
-    model = build_ijepa(cfg, args.in_chans).to(device).train()
-    opt = torch.optim.AdamW(param_groups(model), lr=cfg.lr, betas=(0.9, 0.999), fused=True if cuda else None)   # as train_ijepa builds it
+    model = IJEPA.build(cfg, args.in_chans).to(device).train()
+    opt = torch.optim.AdamW(param_groups(model), lr=cfg.lr, betas=(0.9, 0.999), fused=True if cuda else None)   # as pretrain builds it
     n_params = sum(p.numel() for p in model.encoder.parameters()), sum(p.numel() for p in model.predictor.parameters())
 
     # --- batches: the library collator (crop + normalise + masks), and the official statistics' masks ------------
     g = torch.Generator().manual_seed(args.seed)
     raw = torch.randint(0, 256, (B, args.in_chans, args.img_size, args.img_size), dtype=torch.uint8, generator=g)
     labels = torch.zeros(B, dtype=torch.long)
-    masker = build_masker(cfg)
+    masker = build_masker(cfg, cfg.grid)
     collate = MaskCollator(masker, seed=args.seed, transform=make_transform(True, args.img_size, crop_scale=cfg.crop_scale))
     t_coll, t_mask, t_off, batches = [], [], [], {m: [] for m in modes}
     to_dev = lambda b: {**b, "images": b["images"].to(device), "ctx_idx": b["ctx_idx"].to(device), "tgt_idx": [t.to(device) for t in b["tgt_idx"]]}
@@ -307,7 +303,7 @@ def main(argv=None) -> dict:
     # --- the variants: (name, mask mode, step function, FLOP counter) ---------------------------------------------
     def ours(batch, step):
         hp = hparams_at(cfg, step, n_rounds, n_rounds // 10)
-        return ijepa_step(model, opt, batch, lr=hp["lr"], weight_decay=hp["wd"], momentum=hp["momentum"], loss=cfg.loss, bf16=cfg.bf16)["loss"]
+        return method_step(model, opt, {**batch, "step": step}, hp)["loss"]
     variants = [dict(name=f"ours, {m} masks", impl="ours", masks=m, fn=ours, flops=ours_flop_counter(model, cfg.loss)) for m in modes]
     official, off_stats = None, None
     if args.official:

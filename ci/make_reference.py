@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ci"))
-from reproduce import CHECKPOINT_EXPERIMENTS, CLI, EXPERIMENTS, OPTIONAL, PRETRAIN_RUNS, TIERS, checkpoint_params, run_pretraining  # noqa: E402
+from reproduce import CHECKPOINT_EXPERIMENTS, CLI, OPTIONAL, TIERS, checkpoint_params, experiments, pretrain_runs, run_pretraining  # noqa: E402
 from jepa_nb.runner import reference_path, write_reference  # noqa: E402
 
 
@@ -52,9 +52,9 @@ def main(argv=None) -> int:
     seeds = [int(s) for s in a.seeds.split(",")]
     if len(seeds) < 2: ap.error("need >= 2 seeds to measure the spread")
     work = (a.work or ROOT / "runs" / f"reference-{a.tier}").resolve()
-    only = [e for e in a.only.split(",") if e] or EXPERIMENTS
-    unknown = [e for e in only if e not in EXPERIMENTS]
-    if unknown: ap.error(f"unknown runs {unknown}; choose from {EXPERIMENTS}")
+    only = [e for e in a.only.split(",") if e] or experiments(a.tier)
+    unknown = [e for e in only if e not in experiments(a.tier)]
+    if unknown: ap.error(f"unknown runs {unknown} for tier {a.tier!r}; choose from {experiments(a.tier)}")
     from jepa_nb.eval import progress_bar      # imports torch: after the argument checks
     steps = []                                 # (seed, run) in run order: a seed's pretraining, then its experiments
     for s in seeds:
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     for s, e in progress_bar(steps, a.progress, desc="reference runs", unit="run"):
         out = work / f"s{s}"
         if e is None:
-            done = all(_complete(out / name) for name in PRETRAIN_RUNS)
+            done = all(_complete(out / name) for name in pretrain_runs(a.tier))
             if a.reuse and done: print(f"reusing the complete pretraining runs in {out}")
             elif run_pretraining(a.tier, out, f"seed={s}"): return 1
         elif e in CHECKPOINT_EXPERIMENTS: run(e, a.tier, out / e, "-p", f"seed={s}", *checkpoint_params(out))
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     for e in only:
         note = (f"value = mean over seeds {seeds} (checkpoint experiments use that seed's pretraining checkpoints); "
                 "tol = max(3 std, 0.005); timings and AUROCs whose 3-std interval covers [0, 1] are not gated")
-        p = write_reference([work / f"s{s}" / e for s in seeds], reference_path(a.out, e, a.tier), curve="loss" if e in PRETRAIN_RUNS else None,
+        p = write_reference([work / f"s{s}" / e for s in seeds], reference_path(a.out, e, a.tier), curve="loss" if e in pretrain_runs(a.tier) else None,
                             k=3.0, min_tol=0.005, vary=("seed", "seeds", "checkpoint", "compare_checkpoints"), keep=gated, note=note)
         print(f"wrote {p}: {len(json.loads(p.read_text())['metrics'])} metrics")
     return 0

@@ -6,6 +6,7 @@
 Runs, through the `jepa-nb` runner (papermill):
   10_pretrain         (method=ijepa)  -> checkpoint.pt, curves with yardsticks, probes next to the untrained twin
   10_pretrain_lejepa  (method=lejepa) -> the same notebook, data and budget with LeJEPA
+  10_pretrain_vicreg  (method=vicreg, smoke tier only) -> the same with VICReg
   (CHECKPOINT_EXPERIMENTS: notebooks that take the I-JEPA checkpoint as the explicit parameter `checkpoint`
    and the LeJEPA one in `compare_checkpoints`)
   13_ablate_masking  (with --with-ablation, or always for the smoke tier)
@@ -26,10 +27,22 @@ from jepa_nb.runner import TIERS, notebook_params, reference_for  # noqa: E402  
 CLI = [sys.executable, "-m", "jepa_nb.runner"]
 # pretraining runs: run folder -> extra parameters of nbs/10_pretrain.ipynb (one per method)
 PRETRAIN_RUNS: dict[str, list[str]] = {"10_pretrain": [], "10_pretrain_lejepa": ["method=lejepa"]}
+# every other method's pretraining through experiment 10, on the CI gate (smoke tier) only: 15_compare trains them on every tier
+SMOKE_PRETRAIN_RUNS: dict[str, list[str]] = {"10_pretrain_vicreg": ["method=vicreg"]}
 # experiments that evaluate the pretrained checkpoints, passed as the explicit parameters `checkpoint` / `compare_checkpoints`
 CHECKPOINT_EXPERIMENTS: list[str] = ["11_probe", "12_jepa_score_ood"]
 OPTIONAL = {"13_ablate_masking": "ablation", "14_recipe_search": "search", "15_compare": "comparison"}   # stem -> --with-<flag>; always on the smoke tier
-EXPERIMENTS = [*PRETRAIN_RUNS, *CHECKPOINT_EXPERIMENTS, *OPTIONAL]   # run folders, in run order
+EXPERIMENTS = [*PRETRAIN_RUNS, *SMOKE_PRETRAIN_RUNS, *CHECKPOINT_EXPERIMENTS, *OPTIONAL]   # run folders, in run order
+
+
+def pretrain_runs(tier: str) -> dict[str, list[str]]:
+    "The pretraining runs of `tier`: I-JEPA and LeJEPA, and on the smoke tier every other method too."
+    return {**PRETRAIN_RUNS, **(SMOKE_PRETRAIN_RUNS if tier == "smoke" else {})}
+
+
+def experiments(tier: str) -> list[str]:
+    "The run folders of `tier`, in run order."
+    return [e for e in EXPERIMENTS if e not in SMOKE_PRETRAIN_RUNS or tier == "smoke"]
 
 
 def sh(args, **kw):
@@ -47,8 +60,8 @@ def declared(stem: str, params: list[str]) -> list[str]:
 
 
 def run_pretraining(tier: str, out: Path, *params: str) -> int:
-    "Both pretraining runs of `tier` into `out`; stop at the first failure."
-    for name, extra in PRETRAIN_RUNS.items():
+    "The pretraining runs of `tier` into `out`; stop at the first failure."
+    for name, extra in pretrain_runs(tier).items():
         args = CLI + ["run", ROOT / "nbs" / "10_pretrain.ipynb", "--tier", tier, "--run-dir", out / name, "--overwrite"]
         for p in extra: args += ["-p", p]
         args += declared("10_pretrain", list(params))
@@ -81,7 +94,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     rc = run_pretraining(a.tier, out, *a.param)
     if rc: return rc
-    runs, failed = [out / name for name in PRETRAIN_RUNS], 0
+    runs, failed = [out / name for name in pretrain_runs(a.tier)], 0
     for stem in CHECKPOINT_EXPERIMENTS:
         runs.append(out / stem)
         failed |= sh(CLI + ["run", ROOT / "nbs" / f"{stem}.ipynb", "--tier", a.tier, "--run-dir", runs[-1], "--overwrite", *checkpoint_params(out)])

@@ -16,14 +16,14 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .core import hub_offline, hub_offline_mode, hub_reachable, load_settings, make_generator, to_pair
+from .core import Config, ConfigError, hub_offline, hub_offline_mode, hub_reachable, load_settings, make_generator, to_pair
 
 # %% auto #0
 __all__ = ['SPLIT_SEED', 'MNIST5K_TEST_PER_CLASS', 'DIGITS_TEST_PER_CLASS', 'SHAPES', 'COLOURS', 'BACKGROUNDS', 'SIZES',
            'POSITIONS', 'SHAPE_FACTORS', 'HUB_DATASETS', 'LOCAL_DATASETS', 'SPLITS', 'ImageData', 'hf_to_imagedata',
            'fixed_split', 'load_mnist5k', 'load_digits', 'frame_like_mnist', 'make_shapes', 'make_counting', 'load_hub',
            'load_local', 'load_data', 'resize', 'normalize', 'crop_boxes', 'random_resized_crop', 'dataset_stats',
-           'Transform', 'make_transform', 'match_format']
+           'Transform', 'make_transform', 'DataFields', 'match_format']
 
 # %% ../nbs/01_data.ipynb #a962dc08
 @dataclasses.dataclass
@@ -535,6 +535,18 @@ def make_transform(train: bool, size: int, mean=None, std=None, crop_scale=(0.3,
         m, s = dataset_stats(data) if data is not None else ((0.5,), (0.5,))
         mean, std = (m if mean is None else mean), (s if std is None else std)
     return Transform(int(size), tuple(float(v) for v in mean), tuple(float(v) for v in std), bool(train), tuple(crop_scale))
+
+# %% ../nbs/01_data.ipynb #ee42f1a7
+@dataclasses.dataclass(frozen=True)
+class DataFields(Config):
+    dataset: str = "mnist5k"                       # dataset name (jepa_nb.data.load_data)
+    n_train: int | None = None                     # use the first n train images (None: all)
+    img_size: int = 32                             # input side after the crop (paper: 224)
+    crop_scale: tuple[float, float] = (0.3, 1.0)   # RandomResizedCrop area range (paper)
+
+    def _check(self) -> None:
+        if self.img_size < 1: raise ConfigError(f"parameter 'img_size' must be >= 1, got {self.img_size}")
+        if self.n_train is not None and self.n_train < 1: raise ConfigError(f"parameter 'n_train' must be >= 1 or None, got {self.n_train}")
 
 # %% ../nbs/01_data.ipynb #fe1c6119
 def match_format(images: torch.Tensor, channels: int, size: int | tuple[int, int]) -> torch.Tensor:

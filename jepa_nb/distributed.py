@@ -20,7 +20,10 @@ import torch.distributed as dist
 
 from .core import Run, get_device, new_run, rank_world
 from .data import load_data
-from .train import IJEPAConfig, TensorBoardCallback, TrainResult, load_ijepa, train_ijepa
+from .checkpoint import load_model
+from .methods import PretrainConfig
+from .monitors import TensorBoardCallback
+from .train import TrainResult, pretrain
 
 # %% auto #0
 __all__ = ['init_distributed', 'close_distributed', 'main', 'torchrun_command', 'launch', 'result_from_checkpoint']
@@ -40,15 +43,15 @@ def close_distributed() -> None:
     if dist.is_initialized(): dist.destroy_process_group()
 
 # %% ../nbs/06a_distributed.ipynb #247a8c7a
-def _config_from(args) -> IJEPAConfig:
-    "The run's `IJEPAConfig`: from a config.json, or from experiment 10's parameters (tier + -p values, checked by the runner)."
+def _config_from(args) -> PretrainConfig:
+    "The run's `PretrainConfig`: from a config.json, or from experiment 10's parameters (tier + -p values, checked by the runner)."
     if args.config:
         if not Path(args.config).is_file(): raise FileNotFoundError(f"config file not found: {args.config}")
-        return IJEPAConfig.from_params(json.loads(Path(args.config).read_text()))
+        return PretrainConfig.from_params(json.loads(Path(args.config).read_text()))
     from jepa_nb.runner.params import find_experiment, parse_params, resolve_params   # lesson 09: the experiment's own parameter checks
     final, _, _ = resolve_params(find_experiment(args.experiment), args.tier, parse_params(args.param))
-    fields = set(IJEPAConfig.field_names())
-    return IJEPAConfig.from_params({**{k: v for k, v in final.items() if k in fields}, "n_train": final.get("n_train") or None})
+    fields = set(PretrainConfig.field_names())
+    return PretrainConfig.from_params({**{k: v for k, v in final.items() if k in fields}, "n_train": final.get("n_train") or None})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         train = load_data(cfg.dataset, "train", seed=cfg.seed)
         monitor = load_data(cfg.dataset, args.monitor, seed=cfg.seed)
         callbacks = [TensorBoardCallback(run_dir / "tensorboard")] if args.tensorboard and rank == 0 else []
-        res = train_ijepa(cfg, train, run=run, resume=args.resume or None, monitor_data=monitor, progress=False,
+        res = pretrain(cfg, train, run=run, resume=args.resume or None, monitor_data=monitor, progress=False,
                           checkpoint_path=run_dir / "checkpoint.pt", callbacks=callbacks)
         if world > 1: dist.barrier()                             # every process stays until process 0 has written the checkpoint
         if rank == 0: print(f"rank 0 of {world}: trained to step {res.steps}; checkpoint {res.checkpoint}", flush=True)
@@ -138,6 +141,6 @@ def launch(nproc: int, run_dir: str | Path, *, config: str | Path | None = None,
 
 def result_from_checkpoint(path: str | Path) -> TrainResult:
     "The `TrainResult` of the run that wrote checkpoint `path`: its model, history, monitors and step."
-    model, cfg, ckpt = load_ijepa(path)
+    model, cfg, ckpt = load_model(path)
     extra = ckpt.get("extra") or {}
     return TrainResult(model, list(extra.get("history", [])), list(extra.get("monitors", [])), ckpt["step"], Path(path))

@@ -5,19 +5,31 @@
 # %% ../nbs/05_ema.ipynb #b151b2f7
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 import torch.nn as nn
 
+from .core import Config, ConfigError
+
 # %% auto #0
-__all__ = ['ema_momentum_at', 'ema_update_', 'ema_init_share']
+__all__ = ['ema_momentum_at', 'EMAFields', 'ema_update_', 'ema_init_share']
 
 # %% ../nbs/05_ema.ipynb #730f27e1
 def ema_momentum_at(step: int, total_steps: int, start: float = 0.996, end: float = 1.0) -> float:
     "EMA momentum at `step`: linear from start to end over total_steps."
     if total_steps <= 0: raise ValueError(f"total_steps must be positive, got {total_steps}")
     return start + (end - start) * min(max(step, 0), total_steps) / total_steps
+
+# %% ../nbs/05_ema.ipynb #f163de6b
+@dataclasses.dataclass(frozen=True)
+class EMAFields(Config):
+    ema: tuple[float, float] = (0.996, 1.0)        # EMA momentum start, end (official)
+
+    def _check(self) -> None:
+        if not 0 <= self.ema[0] <= self.ema[1] <= 1:
+            raise ConfigError(f"parameter 'ema' must be (start, end) with 0 <= start <= end <= 1, got {self.ema}")
 
 # %% ../nbs/05_ema.ipynb #ab450c16
 @torch.no_grad()

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from .core import make_generator
 from .data import ImageData
-from .train import effective_rank, feature_std
+from .monitors import effective_rank, feature_std
 from .vit import PooledEncoder, ViTEncoder, init_vit_weights_, rescale_blocks_
 
 # %% auto #0

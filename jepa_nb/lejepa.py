@@ -6,18 +6,22 @@
 from __future__ import annotations
 
 
+import dataclasses
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import gather_rows, make_generator
+from .core import Config, ConfigError, gather_rows, make_generator
 from .data import ImageData
-from .optim import optimizer_step_, set_hparams_
+from .optim import PretrainMethod
 from .masks import IndexedImages, StepBatchSampler
+from .vit import build_encoder
 
 # %% auto #0
 __all__ = ['VIEW_STREAM', 'SIGREG_STREAM', 'epps_pulley', 'random_directions', 'sigreg', 'Projector', 'invariance_loss',
-           'lejepa_loss', 'LeJEPA', 'ViewCollator', 'view_loader', 'lejepa_step']
+           'lejepa_loss', 'SIGRegFields', 'ProjectorFields', 'ViewFields', 'project_views', 'LeJEPA', 'ViewCollator',
+           'view_loader']
 
 # %% ../nbs/05a_lejepa.ipynb #5c28e212
 def _ep_quadrature(t_max: float, knots: int, device=None, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,25 +82,85 @@ def lejepa_loss(z: torch.Tensor, sigreg_weight: float = 0.05, num_slices: int = 
     sig = torch.stack([sigreg(zv, directions=A) for zv in z]).mean()
     return (1 - sigreg_weight) * inv + sigreg_weight * sig, {"invariance": inv.detach(), "sigreg": sig.detach()}
 
+# %% ../nbs/05a_lejepa.ipynb #77189c3c
+@dataclasses.dataclass(frozen=True)
+class SIGRegFields(Config):
+    sigreg_weight: float = 0.0                     # λ. I-JEPA: loss + λ·SIGReg (0 = the paper's I-JEPA); LeJEPA: (1-λ)·invariance + λ·SIGReg
+    num_slices: int = 256                          # random directions per step
+
+    def _check(self) -> None:
+        if self.num_slices < 1: raise ConfigError(f"parameter 'num_slices' must be >= 1, got {self.num_slices}")
+        if self.sigreg_weight < 0: raise ConfigError(f"parameter 'sigreg_weight' must be >= 0, got {self.sigreg_weight}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectorFields(Config):
+    proj_hidden: int = 256                         # projector hidden width
+    proj_dim: int = 32                             # projector output width (what SIGReg sees)
+
+    def _check(self) -> None:
+        for f in ("proj_hidden", "proj_dim"):
+            if getattr(self, f) < 1: raise ConfigError(f"parameter {f!r} must be >= 1, got {getattr(self, f)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ViewFields(Config):
+    num_views: int = 2                             # LeJEPA, VICReg: random crops per image
+
+    def _check(self) -> None:
+        if self.num_views < 2: raise ConfigError(f"parameter 'num_views' must be >= 2 (views to agree), got {self.num_views}")
+
 # %% ../nbs/05a_lejepa.ipynb #921a99d0
-class LeJEPA(nn.Module):
+def project_views(encoder: nn.Module, projector: nn.Module, views: torch.Tensor, num_views: int) -> tuple[torch.Tensor, torch.Tensor]:
+    "Views (V*B, C, H, W), view-major -> projections (V, B, P) and mean-pooled embeddings (V, B, D) of the whole batch."
+    if len(views) % num_views: raise ValueError(f"{len(views)} images do not split into {num_views} views")
+    emb = encoder(views).mean(dim=1)                             # (V*B, D)
+    emb = gather_rows(emb.view(num_views, -1, emb.shape[-1]), dim=1).flatten(0, 1)   # under torchrun: every process's images (lesson 00)
+    z = projector(emb)                                           # (V*B, P): BatchNorm and the loss see the whole batch
+    return z.view(num_views, -1, z.shape[-1]), emb.view(num_views, -1, emb.shape[-1])
+
+
+class LeJEPA(PretrainMethod):
     "A backbone `encoder` (tokens) and a `projector` on its mean-pooled embedding; no EMA, no predictor."
-    def __init__(self, encoder: nn.Module, projector: nn.Module):
+    fields = (ViewFields, SIGRegFields, ProjectorFields)
+    networks = ("encoder", "projector")
+
+    def __init__(self, encoder: nn.Module, projector: nn.Module, *, num_views: int = 2, sigreg_weight: float = 0.05,
+                 num_slices: int = 256, seed: int = 0, bf16: bool = False):
         super().__init__()
         self.encoder, self.projector = encoder, projector
+        self.num_views, self.sigreg_weight, self.num_slices, self.seed, self.bf16 = num_views, sigreg_weight, num_slices, seed, bf16
 
-    @property
-    def target_encoder(self) -> nn.Module:
-        "The encoder to evaluate (LeJEPA trains it directly)."
-        return self.encoder
+    @classmethod
+    def build(cls, cfg, in_chans: int) -> "LeJEPA":
+        return cls(build_encoder(cfg, in_chans), Projector(cfg.embed_dim, cfg.proj_hidden, cfg.proj_dim), num_views=cfg.num_views,
+                   sigreg_weight=cfg.sigreg_weight, num_slices=cfg.num_slices, seed=cfg.seed, bf16=cfg.bf16)
 
-    def forward(self, views: torch.Tensor, num_views: int) -> tuple[torch.Tensor, torch.Tensor]:
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        if not 0 < cfg.sigreg_weight <= 1:
+            raise ConfigError(f"method 'lejepa' needs sigreg_weight > 0 and <= 1 (LeJEPA's λ, e.g. 0.05; without SIGReg its views "
+                              f"collapse), got {cfg.sigreg_weight}")
+
+    @classmethod
+    def loader(cls, cfg, data, transform, start: int, num_steps: int, pin_memory: bool = False):
+        return view_loader(data, cfg.batch_size, transform, num_views=cfg.num_views, seed=cfg.seed, start_step=start,
+                           num_steps=num_steps, num_workers=cfg.num_workers, pin_memory=pin_memory)
+
+    @classmethod
+    def describe(cls, cfg) -> str: return f", {cfg.num_views} views"
+
+    def project(self, views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         "Views (V*B, C, H, W), view-major -> projections (V, B, P) and embeddings (V, B, D)."
-        if len(views) % num_views: raise ValueError(f"{len(views)} images do not split into {num_views} views")
-        emb = self.encoder(views).mean(dim=1)                   # (V*B, D)
-        emb = gather_rows(emb.view(num_views, -1, emb.shape[-1]), dim=1).flatten(0, 1)   # under torchrun: every process's images (lesson 00)
-        z = self.projector(emb)                                 # (V*B, P): BatchNorm and SIGReg see the whole batch
-        return z.view(num_views, -1, z.shape[-1]), emb.view(num_views, -1, emb.shape[-1])
+        return project_views(self.encoder, self.projector, views, self.num_views)
+
+    def forward(self, batch: dict) -> dict:
+        "The losses on a `view_loader` batch: loss, invariance, sigreg."
+        views = batch["images"]
+        with self.autocast(views):
+            z, _ = self.project(views)
+        loss, parts = lejepa_loss(z.float(), self.sigreg_weight, self.num_slices, make_generator(self.seed, SIGREG_STREAM, batch["step"]))
+        return {"loss": loss, **parts}
 
 # %% ../nbs/05a_lejepa.ipynb #d2d6b617
 VIEW_STREAM, SIGREG_STREAM = 3, 4    # after masks' ORDER/AUG/MASK streams 0-2
@@ -121,16 +185,3 @@ def view_loader(data: ImageData, batch_size: int, transform, *, num_views: int =
     sampler = StepBatchSampler(len(data), batch_size, seed, start_step, num_steps)
     return torch.utils.data.DataLoader(IndexedImages(data), batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
                                        collate_fn=ViewCollator(transform, num_views, seed))
-
-# %% ../nbs/05a_lejepa.ipynb #7dd20652
-def lejepa_step(model: LeJEPA, optimizer: torch.optim.Optimizer, batch: dict, *, lr: float, weight_decay: float,
-                num_views: int, sigreg_weight: float = 0.05, num_slices: int = 256, seed: int = 0, bf16: bool = False) -> dict:
-    "One optimisation step on a `view_loader` batch (on the model's device); returns loss, invariance and sigreg (floats)."
-    views = batch["images"]
-    set_hparams_(optimizer, lr, weight_decay)
-    with torch.autocast(views.device.type, dtype=torch.bfloat16, enabled=bf16 and views.device.type == "cuda"):
-        z, _ = model(views, num_views)
-    loss, parts = lejepa_loss(z.float(), sigreg_weight, num_slices, make_generator(seed, SIGREG_STREAM, batch["step"]))
-    out = {"loss": loss.item(), **{k: float(v) for k, v in parts.items()}}
-    optimizer_step_(optimizer, loss, out["loss"], batch.get("step"), lr)   # refuses a non-finite loss first (lesson 05)
-    return out

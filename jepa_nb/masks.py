@@ -5,19 +5,22 @@
 # %% ../nbs/02_masks.ipynb #4bdcbfcf
 from __future__ import annotations
 
+import dataclasses
 import math
+import typing
 from typing import NamedTuple
 
 import torch
 from fastcore.basics import patch
 
-from .core import make_generator, to_pair
+from .core import Config, ConfigError, make_generator, to_pair
 from .data import ImageData
 
 # %% auto #0
 __all__ = ['MASKER_KINDS', 'TRUNCATION_RULES', 'ORDER_STREAM', 'AUG_STREAM', 'MASK_STREAM', 'block_indices', 'MaskSample',
-           'MultiBlockMasker', 'RandomMasker', 'make_masker', 'truncate_contexts', 'MaskCollator', 'apply_masks',
-           'steps_per_epoch', 'StepBatchSampler', 'IndexedImages', 'mask_loader']
+           'MultiBlockMasker', 'RandomMasker', 'make_masker', 'MaskingFields', 'build_masker', 'check_masker',
+           'truncate_contexts', 'MaskCollator', 'apply_masks', 'steps_per_epoch', 'StepBatchSampler', 'IndexedImages',
+           'mask_loader']
 
 # %% ../nbs/02_masks.ipynb #ca7a362c
 def block_indices(top: int, left: int, h: int, w: int, grid: tuple[int, int]) -> torch.Tensor:
@@ -190,6 +193,35 @@ def make_masker(kind: str, grid, **kw):
         if bad: raise ValueError(f"unknown option(s) {bad} for the 'random' masker; valid: ['mask_ratio', 'min_keep']")
         return RandomMasker(grid, **kw)
     raise ValueError(f"unknown masker kind {kind!r}; choose from {list(MASKER_KINDS)}")
+
+# %% ../nbs/02_masks.ipynb #f109f286
+@dataclasses.dataclass(frozen=True)
+class MaskingFields(Config):
+    masking: typing.Literal["multiblock", "single", "random"] = "multiblock"  # paper: multiblock; single/random = the paper's ablations (fixed shapes)
+    enc_mask_scale: tuple[float, float] = (0.85, 1.0)   # context block scale (paper)
+    pred_mask_scale: tuple[float, float] = (0.15, 0.2)  # target block scale (paper)
+    aspect_ratio: tuple[float, float] = (0.75, 1.5)     # target aspect ratio (paper)
+    num_pred_masks: int = 4                        # target blocks (paper: 4)
+    min_keep: int = 4                              # min context patches (paper 10; <= 8 on small grids)
+    allow_overlap: bool = False                    # may the context overlap targets (paper: no)
+
+
+def build_masker(cfg, grid):
+    "The sampler of `cfg`'s masking fields on a patch `grid`: multiblock with the config's scales, 'single' and 'random' with the ablation shapes."
+    if cfg.masking == "random": return make_masker("random", grid, min_keep=cfg.min_keep)
+    if cfg.masking == "single": return make_masker("single", grid, min_keep=cfg.min_keep, allow_overlap=cfg.allow_overlap)
+    return make_masker("multiblock", grid, enc_mask_scale=cfg.enc_mask_scale, pred_mask_scale=cfg.pred_mask_scale,
+                       aspect_ratio=cfg.aspect_ratio, num_pred_masks=cfg.num_pred_masks, min_keep=cfg.min_keep,
+                       allow_overlap=cfg.allow_overlap)
+
+
+def check_masker(make, grid, seed: int = 0, draws: int = 16, where: str = "") -> None:
+    "Raise `ConfigError` if the masker `make()` builds cannot be built or fails on any of `draws` seeded samples on `grid`."
+    try:
+        masker = make()
+        for i in range(draws): masker(make_generator(seed, 99, i))
+    except (ValueError, RuntimeError) as e:
+        raise ConfigError(f"the masks of this recipe cannot be drawn on the {grid[0]}x{grid[1]} patch grid{where}: {e}") from None
 
 # %% ../nbs/02_masks.ipynb #70e597ad
 TRUNCATION_RULES = ("random", "first")

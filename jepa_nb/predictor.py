@@ -5,16 +5,18 @@
 # %% ../nbs/04_predictor.ipynb #6de570d1
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn as nn
 from fastcore.basics import patch
 
-from .core import to_pair
+from .core import Config, ConfigError, to_pair
 from .masks import apply_masks
 from .vit import Block, init_vit_weights_, rescale_blocks_, sincos_pos_embed_2d
 
 # %% auto #0
-__all__ = ['ViTPredictor']
+__all__ = ['ViTPredictor', 'PredictorFields']
 
 # %% ../nbs/04_predictor.ipynb #34dda9e0
 class ViTPredictor(nn.Module):
@@ -34,6 +36,17 @@ class ViTPredictor(nn.Module):
         init_vit_weights_(self)
         nn.init.trunc_normal_(self.mask_token, std=0.02)
         rescale_blocks_(self.predictor_blocks)
+
+# %% ../nbs/04_predictor.ipynb #7d7e3b72
+@dataclasses.dataclass(frozen=True)
+class PredictorFields(Config):
+    pred_emb_dim: int = 48                         # predictor width (paper: 384)
+    pred_depth: int = 3                            # predictor blocks (paper: 12 for ViT-H)
+    pred_num_heads: int | None = None              # predictor heads (None: encoder heads)
+
+    def _check(self) -> None:
+        for f in ("pred_emb_dim", "pred_depth"):
+            if getattr(self, f) < 1: raise ConfigError(f"parameter {f!r} must be >= 1, got {getattr(self, f)}")
 
 # %% ../nbs/04_predictor.ipynb #241ba480
 @patch

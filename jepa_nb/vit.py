@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import typing
 import socket
 import urllib.parse
 from pathlib import Path
@@ -16,15 +17,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import hub_offline, hub_offline_mode, to_pair
+from .core import Config, ConfigError, hub_offline, hub_offline_mode, to_pair
 from .data import ImageData, Transform, dataset_stats, make_transform, match_format
 from .masks import apply_masks
 
 # %% auto #0
 __all__ = ['VIT_PRESETS', 'sincos_pos_embed_2d', 'PatchEmbed', 'Attention', 'explicit_attention', 'Mlp', 'Block',
-           'init_vit_weights_', 'rescale_blocks_', 'sincos_grid_of', 'ViTEncoder', 'vit_encoder', 'PooledEncoder',
-           'TimmEncoder', 'ijepa_timm_models', 'timm_encoder', 'timm_input_format', 'TimmInput', 'timm_transform',
-           'timm_spec', 'timm_experiment_encoder', 'load_ijepa_checkpoint']
+           'init_vit_weights_', 'rescale_blocks_', 'sincos_grid_of', 'ViTEncoder', 'vit_encoder', 'EncoderFields',
+           'build_encoder', 'PooledEncoder', 'TimmEncoder', 'ijepa_timm_models', 'timm_encoder', 'timm_input_format',
+           'TimmInput', 'timm_transform', 'timm_spec', 'timm_experiment_encoder', 'load_ijepa_checkpoint']
 
 # %% ../nbs/03_vit.ipynb #c2e2b996
 def sincos_pos_embed_2d(embed_dim: int, grid_size: int | tuple[int, int]) -> torch.Tensor:
@@ -191,6 +192,32 @@ def vit_encoder(preset: str, **overrides) -> ViTEncoder:
     "A `ViTEncoder` of a named size from `VIT_PRESETS`; keyword arguments override (img_size, patch_size, in_chans, ...)."
     if preset not in VIT_PRESETS: raise ValueError(f"unknown ViT preset {preset!r}; choose from {list(VIT_PRESETS)}")
     return ViTEncoder(**{**VIT_PRESETS[preset], **overrides})
+
+# %% ../nbs/03_vit.ipynb #d2d5a203
+@dataclasses.dataclass(frozen=True)
+class EncoderFields(Config):
+    patch_size: int = 4                            # patch side (paper: 14 or 16)
+    embed_dim: int = 96                            # encoder width (ViT-H: 1280)
+    depth: int = 4                                 # encoder blocks (ViT-H: 32)
+    num_heads: int = 4                             # attention heads
+    mlp_ratio: float = 4.0                         # MLP hidden / width
+    patch_init: typing.Literal["official", "xavier"] = "xavier"  # patch projection init: official trunc-normal 0.02, or Xavier
+
+    def _check(self) -> None:
+        for f in ("patch_size", "embed_dim", "depth", "num_heads"):
+            if getattr(self, f) < 1: raise ConfigError(f"parameter {f!r} must be >= 1, got {getattr(self, f)}")
+        if self.embed_dim % self.num_heads:
+            raise ConfigError(f"parameter 'embed_dim' ({self.embed_dim}) must be divisible by 'num_heads' ({self.num_heads})")
+
+
+def build_encoder(cfg, in_chans: int) -> ViTEncoder:
+    "The encoder of a run's config (encoder fields, `img_size`, `seed`) at init, seeded: the untrained twin of a pretrained one."
+    torch.manual_seed(cfg.seed)
+    enc = ViTEncoder(cfg.img_size, cfg.patch_size, in_chans, cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio)
+    if cfg.patch_init == "xavier":   # scale the patch projection by its fan-in/out, as MAE does
+        w = enc.patch_embed.proj.weight
+        nn.init.xavier_uniform_(w.data.view(w.shape[0], -1))
+    return enc
 
 # %% ../nbs/03_vit.ipynb #4e360078
 class PooledEncoder(nn.Module):

@@ -23,11 +23,12 @@ import torch
 from jepa_nb.core import new_run
 from jepa_nb.data import load_data
 from jepa_nb.distributed import launch, result_from_checkpoint, torchrun_command
-from jepa_nb.train import IJEPAConfig, train_ijepa
+from jepa_nb.methods import PretrainConfig
+from jepa_nb.train import pretrain
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"OMP_NUM_THREADS": "1"}
-BASE = IJEPAConfig(n_train=384, batch_size=64, epochs=1, embed_dim=32, depth=2, num_heads=4, pred_emb_dim=16, pred_depth=1,
+BASE = PretrainConfig(n_train=384, batch_size=64, epochs=1, embed_dim=32, depth=2, num_heads=4, pred_emb_dim=16, pred_depth=1,
                    proj_hidden=32, proj_dim=8, log_every=2, device="cpu")
 
 
@@ -37,7 +38,7 @@ def data():
 
 
 def _one(cfg, data, path):
-    return train_ijepa(cfg, data[0], checkpoint_path=path, progress=False, monitor_data=data[1])
+    return pretrain(cfg, data[0], checkpoint_path=path, progress=False, monitor_data=data[1])
 
 
 def _compare(one, two, cfg, batchnorm: bool):
@@ -51,12 +52,14 @@ def _compare(one, two, cfg, batchnorm: bool):
 
 
 @pytest.mark.parametrize("extra,batchnorm", [(dict(method="mae"), False), (dict(method="lejepa", sigreg_weight=0.05), True),
-                                              (dict(sigreg_weight=0.05), True)],
-                         ids=["mae", "lejepa", "ijepa+sigreg"])   # plain I-JEPA: the weights to 1e-5 in lesson 06a
-def test_two_processes_equal_one(extra, batchnorm, data, tmp_path):
+                                              (dict(sigreg_weight=0.05), True), (dict(method="vicreg"), True),
+                                              (dict(sigreg_weight=0.05, pred_weight=0.0), True)],
+                         ids=["mae", "lejepa", "ijepa+sigreg", "vicreg", "sigreg-alone"])   # plain I-JEPA: the weights to 1e-5 in lesson 06a
+def test_two_processes_equal_one(extra, batchnorm, data, tmp_path, capsys):
     cfg = BASE.replace(**extra)
     one = _one(cfg, data, tmp_path / "one.pt")
     two = launch(2, new_run("ddp", cfg, path=tmp_path / "two", seed=0).path, env=ENV)
+    assert "2 processes (DistributedDataParallel)" in capsys.readouterr().out   # PyTorch's DDP trains, not a hand-rolled hook
     _compare(one, two, cfg, batchnorm)
 
 

@@ -94,7 +94,7 @@ def test_probe_runs_with_a_timm_weights_file(tmp_path):
     on the test images (effective rank and feature std recomputed here, from the file, with plain torch)."""
     import torch, torch.nn.functional as F
     from jepa_nb.data import load_data
-    from jepa_nb.train import effective_rank, feature_std
+    from jepa_nb.monitors import effective_rank, feature_std
     model = _save_small_timm(tmp_path / "vit.pth")
     rd = tmp_path / "11_probe"
     r = _run_timm("11_probe", rd, f"checkpoint={tmp_path / 'vit.pth'}")

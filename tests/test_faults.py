@@ -101,8 +101,9 @@ def test_disk_full_while_checkpointing(tmp_path):
     code = f"""
 import json, resource, signal
 from pathlib import Path
-from jepa_nb.train import IJEPAConfig, build_model, load_checkpoint, save_checkpoint
-cfg = IJEPAConfig(embed_dim=32, depth=2, num_heads=4, pred_emb_dim=16, pred_depth=1)
+from jepa_nb.methods import build_model, PretrainConfig
+from jepa_nb.checkpoint import load_checkpoint, save_checkpoint
+cfg = PretrainConfig(embed_dim=32, depth=2, num_heads=4, pred_emb_dim=16, pred_depth=1)
 model, p = build_model(cfg, 1), Path({str(tmp_path)!r}) / "checkpoint.pt"
 save_checkpoint(p, model, None, 1, cfg)
 good = p.read_bytes()
