@@ -11,7 +11,7 @@ from typing import Sequence
 
 import torch
 
-from .core import atomic_save, read_status, write_json
+from .rundir import atomic_save, read_status, write_json
 from .data import ImageData, load_data, make_transform
 from .methods import PretrainConfig, build_model
 from .optim import PretrainMethod

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .core import Config, ConfigError, hub_offline, hub_offline_mode, hub_reachable, load_settings, make_generator, to_pair
+from .config import Config, ConfigError
+from .core import hub_offline, hub_offline_mode, hub_reachable, load_settings, make_generator, to_pair
 
 # %% auto #0
 __all__ = ['SPLIT_SEED', 'MNIST5K_TEST_PER_CLASS', 'DIGITS_TEST_PER_CLASS', 'SHAPES', 'COLOURS', 'BACKGROUNDS', 'SIZES',

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from .core import Run, get_device, new_run, rank_world
+from .collectives import rank_world
+from .core import get_device
+from .rundir import new_run, Run
 from .data import load_data
 from .checkpoint import load_model
 from .methods import PretrainConfig

@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn as nn
 
-from .core import Config, ConfigError
+from .config import Config, ConfigError
 
 # %% auto #0
 __all__ = ['ema_momentum_at', 'EMAFields', 'ema_update_', 'ema_init_share']

@@ -8,13 +8,16 @@ from __future__ import annotations
 import copy
 import dataclasses
 import typing
+from typing import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .core import Config, ConfigError, all_sum_, gather_rows, make_generator
+from .collectives import all_sum_, gather_rows
+from .config import Config, ConfigError
+from .core import make_generator
 from .ema import EMAFields, ema_init_share, ema_momentum_at, ema_update_
 from .lejepa import SIGREG_STREAM, Projector, ProjectorFields, SIGRegFields, sigreg
 from .masks import MaskingFields, apply_masks, build_masker, check_masker, mask_loader

@@ -10,9 +10,10 @@ import dataclasses
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from .core import Config, ConfigError, gather_rows, make_generator
+from .collectives import gather_rows
+from .config import Config, ConfigError
+from .core import make_generator
 from .data import ImageData
 from .optim import PretrainMethod
 from .masks import IndexedImages, StepBatchSampler

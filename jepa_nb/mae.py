@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import Config, ConfigError
+from .config import Config, ConfigError
 from .ijepa import position_only_loss
 from .masks import apply_masks, check_masker, make_masker, mask_loader
 from .optim import PretrainMethod

@@ -13,7 +13,8 @@ from typing import NamedTuple
 import torch
 from fastcore.basics import patch
 
-from .core import Config, ConfigError, make_generator, to_pair
+from .config import Config, ConfigError
+from .core import make_generator, to_pair
 from .data import ImageData
 
 # %% auto #0

@@ -8,9 +8,7 @@ __all__ = ['METHODS', 'MethodName', 'RUNTIME_FIELDS', 'MethodFields', 'RuntimeFi
 import dataclasses
 import typing
 
-import torch.nn as nn
-
-from .core import Config, ConfigError
+from .config import Config, ConfigError
 from .data import DataFields
 from .ijepa import IJEPA
 from .lejepa import LeJEPA

@@ -12,7 +12,7 @@ import typing
 import torch
 import torch.nn as nn
 
-from .core import Config, ConfigError
+from .config import Config, ConfigError
 
 # %% ../nbs/05_ema.ipynb #c94beb3f
 def _frac(step: int, total: int) -> float:

@@ -11,7 +11,8 @@ import torch
 import torch.nn as nn
 from fastcore.basics import patch
 
-from .core import Config, ConfigError, to_pair
+from .config import Config, ConfigError
+from .core import to_pair
 from .masks import apply_masks
 from .vit import Block, init_vit_weights_, rescale_blocks_, sincos_pos_embed_2d
 

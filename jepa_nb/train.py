@@ -16,7 +16,10 @@ import torch
 import torch.nn as nn
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .core import ConfigError, Run, get_device, mean_over_ranks, rank_world, seed_everything
+from .collectives import mean_over_ranks, rank_world
+from .config import ConfigError
+from .core import get_device, seed_everything
+from .rundir import Run
 from .data import ImageData, dataset_stats, make_transform
 from .masks import steps_per_epoch
 from .methods import METHODS, RUNTIME_FIELDS, PretrainConfig, build_model

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import Config, ConfigError
+from .config import Config, ConfigError
 from .lejepa import Projector, ProjectorFields, ViewFields, project_views, view_loader
 from .optim import PretrainMethod
 from .vit import build_encoder

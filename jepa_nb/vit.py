@@ -17,7 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import Config, ConfigError, hub_offline, hub_offline_mode, to_pair
+from .config import Config, ConfigError
+from .core import hub_offline, hub_offline_mode, to_pair
 from .data import ImageData, Transform, dataset_stats, make_transform, match_format
 from .masks import apply_masks
 

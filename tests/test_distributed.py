@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from jepa_nb.core import new_run
+from jepa_nb.rundir import new_run
 from jepa_nb.data import load_data
 from jepa_nb.distributed import launch, result_from_checkpoint, torchrun_command
 from jepa_nb.methods import PretrainConfig

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Mapping, Sequence
 from .params import ParamError, RESERVED, _notebook_path, _settings_for, notebook_params, resolve_params, tier_file
-from ..core import StatusFile, read_json, run_stamp, utc_now, write_json
+from ..rundir import read_json, run_stamp, StatusFile, utc_now, write_json
 from .runs import RunLock, _error_summary, load_run, params_hash
 
 # %% ../../nbs/09_runner.ipynb #313c2121

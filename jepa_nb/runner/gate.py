@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 from .params import _settings_for
-from ..core import read_json, utc_now, write_json
+from ..rundir import read_json, utc_now, write_json
 from .runs import find_runs, load_run
 
 # %% ../../nbs/09_runner.ipynb #8b196ca9

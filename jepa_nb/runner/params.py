@@ -25,7 +25,7 @@ class ParamError(ValueError):
 
 
 def _settings_for(nb: Path):
-    from jepa_nb.core import find_settings_file, load_settings   # imports torch: only when a default is needed
+    from jepa_nb.core import find_settings_file, load_settings
     return load_settings(None if os.environ.get("JEPA_NB_SETTINGS") else find_settings_file(nb.parent))
 
 # %% ../../nbs/09_runner.ipynb #03d8dc4a
@@ -171,15 +171,16 @@ def notebook_params(notebook) -> dict[str, NotebookParam]:
     return out
 
 # %% ../../nbs/09_runner.ipynb #4b2d892e
+_ANNOTATIONS = {"int": int, "float": float, "bool": bool, "str": str, "list": list, "dict": dict}
+
+
 def _check_type(p: NotebookParam, v):
-    t = p.type
-    if t in ("None", "any"): return v
-    ok = {"int": isinstance(v, int) and not isinstance(v, bool),
-          "float": isinstance(v, (int, float)) and not isinstance(v, bool),
-          "bool": isinstance(v, bool), "str": isinstance(v, str),
-          "list": isinstance(v, list), "dict": isinstance(v, dict)}[t]
-    if not ok: raise ParamError(f"parameter {p.name!r} expects {t} (default {p.default!r}), got {type(v).__name__} {v!r}")
-    return float(v) if t == "float" else v
+    "`v` checked against the type of `p`'s default with the course's one type checker (`jepa_nb.config.check_type`)."
+    from jepa_nb.config import ConfigError, check_type   # torch-free
+    if p.type in ("None", "any"): return v
+    try: return check_type(p.name, v, _ANNOTATIONS[p.type])
+    except ConfigError:
+        raise ParamError(f"parameter {p.name!r} expects {p.type} (default {p.default!r}), got {type(v).__name__} {v!r}") from None
 
 
 def describe_params(declared: Mapping[str, NotebookParam]) -> str:

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Iterable, Sequence
 from .params import _settings_for
-from ..core import run_stamp
+from ..rundir import run_stamp
 from .runs import RunRecord, find_runs, load_run
 
 # %% ../../nbs/09_runner.ipynb #a4e1ca41

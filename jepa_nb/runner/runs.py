@@ -13,8 +13,7 @@ import time
 import traceback
 from pathlib import Path
 from typing import Iterable, Mapping
-from ..core import (HEARTBEAT_S, STALE_S, StatusFile, host_name, owner_alive, params_hash as _params_hash, pid_alive,
-                          read_json, read_status, utc_now)
+from ..rundir import HEARTBEAT_S, host_name, owner_alive, params_hash as _params_hash, pid_alive, read_json, read_status, STALE_S, StatusFile, utc_now
 from .params import RESERVED
 
 # %% ../../nbs/09_runner.ipynb #16653c2e
