@@ -46,23 +46,19 @@ def close_distributed() -> None:
 
 # %% ../nbs/06a_distributed.ipynb #247a8c7a
 def _config_from(args) -> PretrainConfig:
-    "The run's `PretrainConfig`: from a config.json, or from experiment 10's parameters (tier + -p values, checked by the runner)."
-    if args.config:
-        if not Path(args.config).is_file(): raise FileNotFoundError(f"config file not found: {args.config}")
-        return PretrainConfig.from_params(json.loads(Path(args.config).read_text()))
-    from jepa_nb.runner.params import find_experiment, parse_params, resolve_params   # lesson 09: the experiment's own parameter checks
-    final, _, _ = resolve_params(find_experiment(args.experiment), args.tier, parse_params(args.param))
-    fields = set(PretrainConfig.field_names())
-    return PretrainConfig.from_params({**{k: v for k, v in final.items() if k in fields}, "n_train": final.get("n_train") or None})
+    "The run's `PretrainConfig` from `--config`: a run's config.json, or experiment parameters (`jepa-nb params ... --json`)."
+    path = Path(args.config)
+    if not path.is_file(): raise FileNotFoundError(f"config file not found: {path}")
+    d = json.loads(path.read_text())
+    if not isinstance(d, dict): raise ValueError(f"{path} must hold a JSON object of parameters, got {type(d).__name__}")
+    return PretrainConfig.from_params({**PretrainConfig.pick(d), "n_train": d.get("n_train") or None})
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jepa_nb.distributed", description="Pretrain one run on this process's share of every batch (launch with torchrun).")
     p.add_argument("--run-dir", required=True, help="run folder (process 0 writes it)")
-    p.add_argument("--config", help="config.json of the run (as written by new_run); else --tier / -p")
-    p.add_argument("--experiment", default="10_pretrain", help="experiment whose parameters --tier / -p resolve (default 10_pretrain)")
-    p.add_argument("--tier", help="parameter tier of the experiment (smoke, cpu, gpu)")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="a parameter of the experiment (repeatable)")
+    p.add_argument("--config", required=True, help="the run's config.json (new_run writes it), or experiment 10's parameters as JSON "
+                                                  "(`jepa-nb params 10_pretrain --tier gpu -p ... --json`)")
     p.add_argument("--resume", help="checkpoint.pt to continue from")
     p.add_argument("--monitor", default="test", choices=["test", "train"], help="split of the collapse monitors' fixed batch")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard scalars under RUN_DIR/tensorboard")

@@ -115,3 +115,18 @@ def test_experiment_10_with_two_processes_gives_the_one_process_results(tmp_path
     assert one["steps"] == two["steps"]
     m2 = (tmp_path / "nproc2" / "metrics.csv").read_text().splitlines()
     assert len(m2) == len((tmp_path / "nproc1" / "metrics.csv").read_text().splitlines())   # rank 0 logged every row, once
+
+
+def test_the_entry_point_takes_the_runners_resolved_parameters(tmp_path):
+    "Lesson 06a reads no experiment: `jepa-nb params ... --json` resolves and checks them, `--config` takes the file."
+    import argparse
+    from jepa_nb.distributed import _config_from
+    r = subprocess.run([sys.executable, "-m", "jepa_nb.runner", "params", "10_pretrain", "--tier", "smoke", "-p", "epochs=3",
+                        "-p", "method=vicreg", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "params.json").write_text(r.stdout)
+    cfg = _config_from(argparse.Namespace(config=str(tmp_path / "params.json")))
+    assert (cfg.epochs, cfg.method, cfg.embed_dim, cfg.n_train) == (3, "vicreg", 32, 512)     # -p, then the smoke tier
+    bad = subprocess.run([sys.executable, "-m", "jepa_nb.runner", "params", "10_pretrain", "--tier", "smoke", "-p", "epoch=3",
+                          "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "epoch" in bad.stderr

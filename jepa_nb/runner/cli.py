@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 from typing import Sequence
-from .params import EXPERIMENT_GLOB, ParamError, _notebook_path, _settings_for, describe_params, experiment_table, load_tier, notebook_params, parse_grid, parse_params, validate_params
+from .params import EXPERIMENT_GLOB, ParamError, _notebook_path, _settings_for, describe_params, experiment_table, load_tier, notebook_params, parse_grid, parse_params, resolve_params, validate_params
 from .runs import find_runs, load_run
 from .execute import RunFailed, format_table, resume_run, run_notebook, sweep
 from .report import report
@@ -52,6 +52,8 @@ def _add_other_parsers(sub) -> None:
     p.add_argument("notebook", type=Path, help="a notebook path or an experiment's name")
     p.add_argument("--tier", default=None)
     p.add_argument("--params-dir", type=Path, default=None)
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="a parameter value (with --json)")
+    p.add_argument("--json", action="store_true", help="print the final values (defaults <- tier <- -p, checked) as JSON")
     p = sub.add_parser("list", help="list the experiment notebooks (nbs/1[0-9]_*.ipynb) and their tiers")
     p.add_argument("--params-dir", type=Path, default=None, help="tier files folder (default: <notebook folder>/params)")
 
@@ -109,6 +111,10 @@ def _cmd_check(a) -> int:
 
 def _cmd_params(a) -> int:
     declared = notebook_params(a.notebook)
+    if a.json:                                             # what `jepa-nb run` would inject, for torchrun's --config
+        final, _, _ = resolve_params(a.notebook, a.tier, parse_params(a.param), params_dir=a.params_dir, declared=declared)
+        print(json.dumps(final, indent=1)); return 0
+    if a.param: raise ParamError("-p values are for --json (the resolved parameters); `jepa-nb params` alone lists them")
     print(describe_params(declared))
     print(f"tier {a.tier}: {json.dumps(validate_params(a.notebook, load_tier(a.notebook, a.tier, a.params_dir), 'tier file', declared))}")
     return 0
