@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import os
 import sys
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -19,13 +20,13 @@ import torch.nn as nn
 from .core import make_generator
 from .data import ImageData
 from .monitors import effective_rank, feature_std
-from .vit import PooledEncoder, ViTEncoder, init_vit_weights_, rescale_blocks_
+from .vit import PooledEncoder, TimmEncoder, TimmInput, ViTEncoder, init_vit_weights_, rescale_blocks_, timm_encoder, timm_transform
 
 # %% auto #0
 __all__ = ['PROGRESS_ENV', 'as_pooled', 'eval_mode', 'show_progress', 'progress_bar', 'extract_features', 'pixel_features',
            'ProbeResult', 'linear_probe', 'balanced_subset', 'knn_predict', 'knn_probe', 'covariance_spectrum',
            'plot_covariance_spectrum', 'random_init_like', 'evaluate_encoders', 'extract_tokens', 'pixel_tokens',
-           'AttentiveProbe', 'attentive_probe']
+           'AttentiveProbe', 'attentive_probe', 'timm_spec', 'timm_experiment_encoder']
 
 # %% ../nbs/07_eval.ipynb #bad496f7
 def as_pooled(encoder):
@@ -311,3 +312,33 @@ def attentive_probe(train_tokens: torch.Tensor, train_y, test_tokens: torch.Tens
         with torch.no_grad(): test_acc, train_acc = acc(test_tokens, test_y), acc(train_tokens[tr], train_y[tr])
     best_ep = max(val_accs, key=val_accs.get)
     return ProbeResult(test_acc, train_acc, float(best_ep), best, val_accs)
+
+# %% ../nbs/07_eval.ipynb #1cfa1d4e
+def timm_spec(encoder: str, *, timm_kwargs: dict | None = None, dataset: str = "", compare_checkpoints=()) -> str | None:
+    "The timm model name of an experiment's `encoder='timm:<name>'`; None for '' / 'checkpoint' (a 10_pretrain checkpoint). Parameters that do not fit the choice are errors."
+    if encoder in ("", "checkpoint"):
+        extra = [k for k, v in dict(timm_kwargs=timm_kwargs, dataset=dataset).items() if v]
+        if extra: raise ValueError(f"parameter(s) {extra} only apply to encoder='timm:<name>'; a 10_pretrain checkpoint brings its own architecture and data")
+        return None
+    name = encoder.removeprefix("timm:")
+    if not encoder.startswith("timm:") or not name:
+        raise ValueError(f"parameter 'encoder' must be '' (or 'checkpoint': a 10_pretrain checkpoint) or 'timm:<model name>', got {encoder!r}")
+    if compare_checkpoints:
+        raise ValueError("parameter 'compare_checkpoints' needs encoder='' (10_pretrain checkpoints of the same data); a timm encoder is evaluated alone")
+    import timm
+    if not timm.is_model(name): raise ValueError(f"parameter 'encoder': unknown timm model {name!r}; see timm.list_models('*vit*')")
+    return name
+
+
+def timm_experiment_encoder(name: str, checkpoint: str | Path = "", data: ImageData | None = None, *, seed: int = 0,
+                            **kw) -> tuple[TimmEncoder, TimmEncoder, TimmInput]:
+    "(encoder, untrained twin, eval input) for `encoder='timm:<name>'`, as token encoders: weights from a local `checkpoint` file, else a random init (seed `seed`) built for `data`'s channels; the twin is the same architecture at init (seed `seed + 1`)."
+    if not checkpoint:
+        if data is None: raise ValueError(f"a randomly initialised timm encoder ({name!r}, no checkpoint) needs `data` (the train split) for its channels and statistics")
+        kw.setdefault("in_chans", data.images.shape[1])
+    with torch.random.fork_rng(devices=[]):                    # seeded inits; the global RNG is untouched
+        torch.manual_seed(seed)
+        enc = timm_encoder(name, checkpoint_path=checkpoint or None, pool=False, **kw)
+        torch.manual_seed(seed + 1)
+        twin = timm_encoder(name, pool=False, **kw)
+    return enc, twin, timm_transform(enc, None if checkpoint else data)

@@ -26,7 +26,7 @@ from .masks import apply_masks
 __all__ = ['VIT_PRESETS', 'sincos_pos_embed_2d', 'PatchEmbed', 'Attention', 'explicit_attention', 'Mlp', 'Block',
            'init_vit_weights_', 'rescale_blocks_', 'sincos_grid_of', 'ViTEncoder', 'vit_encoder', 'EncoderFields',
            'build_encoder', 'PooledEncoder', 'TimmEncoder', 'ijepa_timm_models', 'timm_encoder', 'timm_input_format',
-           'TimmInput', 'timm_transform', 'timm_spec', 'timm_experiment_encoder', 'load_ijepa_checkpoint']
+           'TimmInput', 'timm_transform', 'load_ijepa_checkpoint']
 
 # %% ../nbs/03_vit.ipynb #c2e2b996
 def sincos_pos_embed_2d(embed_dim: int, grid_size: int | tuple[int, int]) -> torch.Tensor:
@@ -361,36 +361,6 @@ def timm_transform(encoder: TimmEncoder, data: ImageData | None = None) -> TimmI
         x = data.images if data.images.shape[1] == C else match_format(data.images, C, tuple(data.images.shape[-2:]))
         mean, std = dataset_stats(ImageData(x, data.labels, data.classes))
     return TimmInput(C, make_transform(False, side, mean, std))
-
-# %% ../nbs/03_vit.ipynb #40830710
-def timm_spec(encoder: str, *, timm_kwargs: dict | None = None, dataset: str = "", compare_checkpoints=()) -> str | None:
-    "The timm model name of an experiment's `encoder='timm:<name>'`; None for '' / 'checkpoint' (a 10_pretrain checkpoint). Parameters that do not fit the choice are errors."
-    if encoder in ("", "checkpoint"):
-        extra = [k for k, v in dict(timm_kwargs=timm_kwargs, dataset=dataset).items() if v]
-        if extra: raise ValueError(f"parameter(s) {extra} only apply to encoder='timm:<name>'; a 10_pretrain checkpoint brings its own architecture and data")
-        return None
-    name = encoder.removeprefix("timm:")
-    if not encoder.startswith("timm:") or not name:
-        raise ValueError(f"parameter 'encoder' must be '' (or 'checkpoint': a 10_pretrain checkpoint) or 'timm:<model name>', got {encoder!r}")
-    if compare_checkpoints:
-        raise ValueError("parameter 'compare_checkpoints' needs encoder='' (10_pretrain checkpoints of the same data); a timm encoder is evaluated alone")
-    import timm
-    if not timm.is_model(name): raise ValueError(f"parameter 'encoder': unknown timm model {name!r}; see timm.list_models('*vit*')")
-    return name
-
-
-def timm_experiment_encoder(name: str, checkpoint: str | Path = "", data: ImageData | None = None, *, seed: int = 0,
-                            **kw) -> tuple[TimmEncoder, TimmEncoder, TimmInput]:
-    "(encoder, untrained twin, eval input) for `encoder='timm:<name>'`, as token encoders: weights from a local `checkpoint` file, else a random init (seed `seed`) built for `data`'s channels; the twin is the same architecture at init (seed `seed + 1`)."
-    if not checkpoint:
-        if data is None: raise ValueError(f"a randomly initialised timm encoder ({name!r}, no checkpoint) needs `data` (the train split) for its channels and statistics")
-        kw.setdefault("in_chans", data.images.shape[1])
-    with torch.random.fork_rng(devices=[]):                    # seeded inits; the global RNG is untouched
-        torch.manual_seed(seed)
-        enc = timm_encoder(name, checkpoint_path=checkpoint or None, pool=False, **kw)
-        torch.manual_seed(seed + 1)
-        twin = timm_encoder(name, pool=False, **kw)
-    return enc, twin, timm_transform(enc, None if checkpoint else data)
 
 # %% ../nbs/03_vit.ipynb #864a82f3
 def load_ijepa_checkpoint(module: nn.Module, path: str | Path, key: str = "target_encoder", strict: bool = True) -> nn.Module:

@@ -72,7 +72,7 @@ def test_timm_weights_file_is_loaded(tmp_path):
     weights' statistics; the twin is another draw; a bad name, spec or file is refused naming it."""
     import pytest, torch
     from jepa_nb.data import load_data
-    from jepa_nb.vit import timm_experiment_encoder, timm_spec
+    from jepa_nb.eval import timm_experiment_encoder, timm_spec
     src = _save_small_timm(tmp_path / "vit.pth")
     enc, twin, tf = timm_experiment_encoder(TIMM, tmp_path / "vit.pth", load_data("mnist5k", "train"), **TIMM_SMALL)
     want, got = src.state_dict(), enc.model.state_dict()
