@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import Config, ConfigError
-from .lejepa import Projector, ProjectorFields, ViewFields, project_views, view_loader
+from .lejepa import Projector, ViewFields, project_views, view_loader
 from .optim import PretrainMethod
 from .vit import build_encoder
 
@@ -45,10 +45,12 @@ class VICRegFields(Config):
     sim_coeff: float = 25.0                        # VICReg λ: invariance weight (paper)
     std_coeff: float = 25.0                        # VICReg μ: variance weight (paper)
     cov_coeff: float = 1.0                         # VICReg ν: covariance weight (paper)
+    expander_dim: int = 512                        # VICReg expander width, hidden and output (paper: 8192; see "The expander")
 
     def _check(self) -> None:
         for f in ("sim_coeff", "std_coeff", "cov_coeff"):
             if getattr(self, f) < 0: raise ConfigError(f"parameter {f!r} must be >= 0, got {getattr(self, f)}")
+        if self.expander_dim < 2: raise ConfigError(f"parameter 'expander_dim' must be >= 2, got {self.expander_dim}")
 
 
 def vicreg_loss(z: torch.Tensor, sim_coeff: float = 25.0, std_coeff: float = 25.0, cov_coeff: float = 1.0) -> tuple[torch.Tensor, dict]:
@@ -63,7 +65,7 @@ def vicreg_loss(z: torch.Tensor, sim_coeff: float = 25.0, std_coeff: float = 25.
 # %% ../nbs/05d_vicreg.ipynb #cd7e5c7f
 class VICReg(PretrainMethod):
     "A backbone `encoder` and a `projector` (lesson 05a) trained with VICReg's three terms on two views; no EMA, no predictor."
-    fields = (ViewFields, ProjectorFields, VICRegFields)
+    fields = (ViewFields, VICRegFields)
     networks = ("encoder", "projector")
 
     def __init__(self, encoder: nn.Module, projector: nn.Module, *, sim_coeff: float = 25.0, std_coeff: float = 25.0,
@@ -74,7 +76,7 @@ class VICReg(PretrainMethod):
 
     @classmethod
     def build(cls, cfg, in_chans: int) -> "VICReg":
-        return cls(build_encoder(cfg, in_chans), Projector(cfg.embed_dim, cfg.proj_hidden, cfg.proj_dim), sim_coeff=cfg.sim_coeff,
+        return cls(build_encoder(cfg, in_chans), Projector(cfg.embed_dim, cfg.expander_dim, cfg.expander_dim), sim_coeff=cfg.sim_coeff,
                    std_coeff=cfg.std_coeff, cov_coeff=cfg.cov_coeff, bf16=cfg.bf16)
 
     @classmethod
