@@ -65,7 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import GemmProbe, count_flops, cuda_peak_tflops, gemm_shapes, load_line, machine_line, maxrss_mib, pct, sync
 
 from jepa_nb.core import get_device
-from jepa_nb.data import make_transform
+from jepa_nb.transforms import make_transform
 from jepa_nb.ema import ema_momentum_at
 from jepa_nb.masks import MaskCollator, truncate_contexts
 from jepa_nb.ijepa import IJEPA, ijepa_loss, ijepa_targets

@@ -12,7 +12,8 @@ from typing import Sequence
 import torch
 
 from .rundir import atomic_save, read_status, write_json
-from .data import ImageData, load_data, make_transform
+from .data import ImageData, load_data
+from .transforms import make_transform
 from .methods import PretrainConfig, build_model
 from .optim import PretrainMethod
 

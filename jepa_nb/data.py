@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import math
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +16,12 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 from .config import Config, ConfigError
-from .core import hub_offline, hub_offline_mode, hub_reachable, load_settings, make_generator, to_pair
+from .core import hub_offline, hub_offline_mode, hub_reachable, load_settings
 
 # %% auto #0
-__all__ = ['SPLIT_SEED', 'MNIST5K_TEST_PER_CLASS', 'DIGITS_TEST_PER_CLASS', 'SHAPES', 'COLOURS', 'BACKGROUNDS', 'SIZES',
-           'POSITIONS', 'SHAPE_FACTORS', 'HUB_DATASETS', 'LOCAL_DATASETS', 'SPLITS', 'ImageData', 'hf_to_imagedata',
-           'fixed_split', 'load_mnist5k', 'load_digits', 'frame_like_mnist', 'make_shapes', 'make_counting', 'load_hub',
-           'load_local', 'load_data', 'resize', 'normalize', 'crop_boxes', 'random_resized_crop', 'dataset_stats',
-           'Transform', 'make_transform', 'DataFields', 'match_format']
+__all__ = ['SPLIT_SEED', 'MNIST5K_TEST_PER_CLASS', 'DIGITS_TEST_PER_CLASS', 'HUB_DATASETS', 'LOCAL_DATASETS', 'SPLITS',
+           'ImageData', 'hf_to_imagedata', 'fixed_split', 'load_mnist5k', 'load_digits', 'frame_like_mnist', 'load_hub',
+           'load_local', 'load_data', 'DataFields']
 
 # %% ../nbs/01_data.ipynb #a962dc08
 @dataclasses.dataclass
@@ -261,103 +258,6 @@ def frame_like_mnist(images: torch.Tensor, box: int = 20, size: int = 28) -> tor
     out[torch.arange(N)[:, None, None], rows, cols] = x
     return out.round().to(torch.uint8)[:, None]                       # (N, 1, size, size)
 
-# %% ../nbs/01_data.ipynb #2bc15746
-SHAPES = ("circle", "square", "triangle", "diamond", "cross")
-COLOURS = {"red": (220, 40, 40), "green": (40, 180, 60), "blue": (50, 90, 230), "yellow": (235, 205, 40)}
-BACKGROUNDS = {"black": (0, 0, 0), "grey": (110, 110, 110), "white": (240, 240, 240), "stripes": (60, 150)}
-SIZES = {"small": 0.2, "large": 0.3}                     # shape radius as a fraction of the image side
-POSITIONS = tuple(f"{r}-{c}" for r in ("top", "middle", "bottom") for c in ("left", "centre", "right"))
-SHAPE_FACTORS = {"shape": SHAPES, "colour": tuple(COLOURS), "background": tuple(BACKGROUNDS),
-                 "size": tuple(SIZES), "position": POSITIONS}
-
-
-def _factor_probs(factor: str, p, rare: str | None, rare_rate: float) -> torch.Tensor:
-    "A validated probability vector for one factor (uniform when `p` is None; one value at `rare_rate` when `rare` is set)."
-    names = SHAPE_FACTORS[factor]
-    if rare is not None:
-        if p is not None: raise ValueError(f"give either rare_{factor} or {factor}_probs, not both")
-        if rare not in names: raise ValueError(f"unknown rare_{factor} {rare!r}; choose from {list(names)}")
-        if not 0 < rare_rate < 1: raise ValueError(f"rare_rate must be in (0, 1), got {rare_rate}")
-        p = [(1 - rare_rate) / (len(names) - 1)] * len(names)
-        p[names.index(rare)] = rare_rate
-    p = torch.full((len(names),), 1 / len(names), dtype=torch.float64) if p is None else torch.as_tensor(p, dtype=torch.float64)
-    if p.shape != (len(names),) or (p < 0).any() or not math.isclose(p.sum().item(), 1.0, abs_tol=1e-6):
-        raise ValueError(f"{factor}_probs must be {len(names)} non-negative numbers summing to 1 (for {list(names)}), got {p.tolist()}")
-    return p / p.sum()
-
-# %% ../nbs/01_data.ipynb #33b68f65
-def _shape_masks(kind: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    "Boolean pixel masks (n, H, W) of shape `kind` (n,) with offsets dy, dx (n, H, W) from the centre and radius r (n, 1, 1)."
-    ay, ax = dy.abs(), dx.abs()
-    masks = torch.stack([
-        dx ** 2 + dy ** 2 <= r ** 2,                                       # circle
-        (ax <= 0.8 * r) & (ay <= 0.8 * r),                                 # square
-        (dy <= 0.75 * r) & (dy >= -r) & (ax <= (dy + r) * 0.6),            # triangle, apex up
-        ax + ay <= r,                                                      # diamond
-        ((ax <= 0.3 * r) | (ay <= 0.3 * r)) & (ax <= r) & (ay <= r),       # cross
-    ])                                                                     # (5, n, H, W)
-    return masks[kind, torch.arange(len(kind))]                            # (n, H, W)
-
-# %% ../nbs/01_data.ipynb #718025a5
-def make_shapes(n: int = 2000, size: int = 32, seed: int = 0, *, shape_probs=None, colour_probs=None,
-                background_probs=None, size_probs=None, position_probs=None, rare_colour: str | None = None,
-                rare_shape: str | None = None, rare_rate: float = 0.02, stream: int = 0) -> ImageData:
-    "Procedural RGB shapes with controlled factor frequencies; labels = shape; meta = factors, centres, true `log_freq`."
-    if n < 1 or size < 8: raise ValueError(f"make_shapes needs n >= 1 and size >= 8, got n={n}, size={size}")
-    probs = {"shape": _factor_probs("shape", shape_probs, rare_shape, rare_rate),
-             "colour": _factor_probs("colour", colour_probs, rare_colour, rare_rate),
-             "background": _factor_probs("background", background_probs, None, rare_rate),
-             "size": _factor_probs("size", size_probs, None, rare_rate),
-             "position": _factor_probs("position", position_probs, None, rare_rate)}
-    g = make_generator(seed, 0x5A3E5, stream)
-    f = {k: torch.multinomial(p, n, replacement=True, generator=g) for k, p in probs.items()}    # (n,) each
-    radius = torch.tensor(list(SIZES.values()))[f["size"]] * size                                # (n,)
-    cell = torch.stack([f["position"] // 3, f["position"] % 3], 1).float()                       # (n, 2) row, col
-    span = (size - 2 * radius)[:, None] / 3                                                      # (n, 1) cell side
-    centre = radius[:, None] + (cell + torch.rand(n, 2, generator=g)) * span                     # (n, 2) y, x
-    yy, xx = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
-    dy, dx = yy - centre[:, 0, None, None], xx - centre[:, 1, None, None]                        # (n, H, W)
-    fg_mask = _shape_masks(f["shape"], dy, dx, radius[:, None, None])                            # (n, H, W)
-    bg_rgb = torch.tensor([[v[0]] * 3 for v in BACKGROUNDS.values()], dtype=torch.uint8)          # (4, 3)
-    bg = bg_rgb[f["background"]][:, :, None, None].expand(n, 3, size, size).clone()             # (n, 3, H, W)
-    stripes = (f["background"] == list(BACKGROUNDS).index("stripes"))
-    light = ((torch.arange(size) // 2) % 2 == 1)[None, None, :, None].expand(int(stripes.sum()), 3, size, size)
-    bg[stripes] = torch.where(light, BACKGROUNDS["stripes"][1], BACKGROUNDS["stripes"][0]).to(torch.uint8)
-    fg = torch.tensor(list(COLOURS.values()), dtype=torch.uint8)[f["colour"]]                   # (n, 3)
-    images = torch.where(fg_mask[:, None], fg[:, :, None, None], bg)                            # (n, 3, H, W)
-    log_freq = sum(probs[k].log()[f[k]] for k in probs)                                         # (n,) float64
-    meta = {**f, "centre": centre, "radius": radius, "log_freq": log_freq,
-            "factor_probs": {k: tuple(p.tolist()) for k, p in probs.items()}, "factor_names": dict(SHAPE_FACTORS)}
-    return ImageData(images.contiguous(), f["shape"].clone(), list(SHAPES), "shapes", meta)
-
-# %% ../nbs/01_data.ipynb #2c8542c2
-def make_counting(n: int = 2000, size: int = 32, seed: int = 0, *, max_objects: int = 4, stream: int = 0) -> ImageData:
-    "RGB scenes of 1..max_objects non-touching shapes on black; labels = count - 1; meta: count, centre / radius per object (NaN if absent)."
-    if n < 1 or size < 12: raise ValueError(f"make_counting needs n >= 1 and size >= 12, got n={n}, size={size}")
-    if not 1 <= max_objects <= 9: raise ValueError(f"max_objects must be in 1..9 (one object per cell of a 3x3 grid), got {max_objects}")
-    g = make_generator(seed, 0xC0047, stream)
-    count = torch.randint(1, max_objects + 1, (n,), generator=g)                        # (n,)
-    cells = torch.rand(n, 9, generator=g).argsort(1)[:, :max_objects]                   # (n, max) distinct cells
-    kind = torch.randint(0, len(SHAPES), (n, max_objects), generator=g)
-    colour = torch.randint(0, len(COLOURS), (n, max_objects), generator=g)
-    side = size / 3
-    radius = (0.08 + 0.04 * torch.rand(n, max_objects, generator=g)) * size           # (n, max), < side / 2
-    margin = (side / 2 - radius - 1).clamp_min(0)                  # room to move, keeping 1 px to the cell border: objects >= 2 px apart
-    cell_yx = torch.stack([cells // 3, cells % 3], -1).float()                         # (n, max, 2)
-    centre = (cell_yx + 0.5) * side + (2 * torch.rand(n, max_objects, 2, generator=g) - 1) * margin[..., None]
-    yy, xx = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
-    images = torch.zeros(n, 3, size, size, dtype=torch.uint8)
-    rgb = torch.tensor(list(COLOURS.values()), dtype=torch.uint8)
-    present = torch.arange(max_objects)[None] < count[:, None]                         # (n, max)
-    for j in range(max_objects):                                                       # a few slots, each vectorised over images
-        m = _shape_masks(kind[:, j], yy - centre[:, j, 0, None, None], xx - centre[:, j, 1, None, None], radius[:, j, None, None])
-        m &= present[:, j, None, None]
-        images = torch.where(m[:, None], rgb[colour[:, j]][:, :, None, None], images)
-    nan = torch.tensor(float("nan"))
-    meta = {"count": count, "centre": torch.where(present[..., None], centre, nan), "radius": torch.where(present, radius, nan),
-            "shape": torch.where(present, kind, -1), "colour": torch.where(present, colour, -1)}
-    return ImageData(images.contiguous(), count - 1, [str(k) for k in range(1, max_objects + 1)], "counting", meta)
-
 # %% ../nbs/01_data.ipynb #ff274d60
 HUB_DATASETS = {  # name -> hub id, config, image column, label column, {our split: hub split}, default image_size, image mode
     "cifar10": dict(hub_id="uoft-cs/cifar10", config=None, image_col="img", label_col="label",
@@ -430,6 +330,7 @@ def load_data(name: str | None = None, split: str = "train", *, n: int | None = 
     name = name or load_settings().default_dataset
     if split not in SPLITS: raise ValueError(f"unknown split {split!r}; choose from {list(SPLITS)}")
     if n is not None and n < 1: raise ValueError(f"n must be a positive number of images, got {n}")
+    from jepa_nb.shapes import make_counting, make_shapes   # imports this module: here, not at the top
     if name == "mnist5k": data = _call_loader(load_mnist5k, name, (split,), {}, kw)
     elif name == "digits": data = _call_loader(load_digits, name, (split,), {}, kw)
     elif name == "shapes":
@@ -445,98 +346,6 @@ def load_data(name: str | None = None, split: str = "train", *, n: int | None = 
                          f"or 'folder:PATH' / 'parquet:PATH'")
     return data.head(n)
 
-# %% ../nbs/01_data.ipynb #b8f9e5a7
-def _float_batch(x: torch.Tensor, fn: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
-        raise ValueError(f"{fn} expects a float batch (B, C, H, W), got {getattr(x, 'dtype', type(x))} "
-                         f"{tuple(getattr(x, 'shape', ()))}; convert uint8 images with x.float() / 255")
-    return x
-
-
-def resize(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    "Bilinear resize of a float batch (B, C, H, W) to `size` (antialiased when shrinking)."
-    _float_batch(x, "resize")
-    size = to_pair(size)
-    if tuple(x.shape[-2:]) == size: return x
-    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
-
-
-def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
-    "Per-channel (x - mean) / std of a float batch (B, C, H, W)."
-    _float_batch(x, "normalize")
-    mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    std = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    if mean.shape[1] not in (1, x.shape[1]) or std.shape[1] not in (1, x.shape[1]):
-        raise ValueError(f"normalize: mean/std have {mean.shape[1]}/{std.shape[1]} channels, the batch has {x.shape[1]}")
-    return (x - mean) / std
-
-# %% ../nbs/01_data.ipynb #9d973d06
-def crop_boxes(B: int, scale=(0.3, 1.0), ratio=(3 / 4, 4 / 3), generator: torch.Generator | None = None,
-               image_hw: tuple[int, int] = (1, 1)) -> torch.Tensor:
-    "Random boxes (B, 4) as (cy, cx, h, w) in fractions of the image: area fraction in `scale`, log-uniform pixel aspect w/h in `ratio`."
-    if not (0 < scale[0] <= scale[1] <= 1): raise ValueError(f"crop scale must satisfy 0 < min <= max <= 1, got {scale}")
-    if not (0 < ratio[0] <= ratio[1]): raise ValueError(f"crop ratio must satisfy 0 < min <= max, got {ratio}")
-    H, W = image_hw
-    area = torch.empty(B).uniform_(scale[0], scale[1], generator=generator)
-    ar = torch.empty(B).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator).exp()
-    w = (area * ar * H / W).sqrt().clamp(max=1.0)          # fraction of the width
-    h = (area / ar * W / H).sqrt().clamp(max=1.0)          # fraction of the height
-    cy = h / 2 + torch.rand(B, generator=generator) * (1 - h)
-    cx = w / 2 + torch.rand(B, generator=generator) * (1 - w)
-    return torch.stack([cy, cx, h, w], 1)
-
-# %% ../nbs/01_data.ipynb #d1280715
-def random_resized_crop(x: torch.Tensor, size: int | tuple[int, int], scale=(0.3, 1.0), ratio=(3 / 4, 4 / 3),
-                        generator: torch.Generator | None = None, boxes: torch.Tensor | None = None) -> torch.Tensor:
-    "Batched RandomResizedCrop of a float batch: one random box per image, resampled bilinearly to `size` by one `grid_sample`."
-    _float_batch(x, "random_resized_crop")
-    B, C, H, W = x.shape
-    size = to_pair(size)
-    boxes = crop_boxes(B, scale, ratio, generator, (H, W)) if boxes is None else boxes.to(x.dtype)
-    if boxes.shape != (B, 4): raise ValueError(f"boxes must be (B={B}, 4) as (cy, cx, h, w), got {tuple(boxes.shape)}")
-    cy, cx, h, w = boxes.to(x.dtype).unbind(1)
-    theta = torch.zeros(B, 2, 3, dtype=x.dtype)            # output [-1, 1] -> input [-1, 1]: x_in = w * x_out + (2 cx - 1)
-    theta[:, 0, 0], theta[:, 0, 2] = w, 2 * cx - 1
-    theta[:, 1, 1], theta[:, 1, 2] = h, 2 * cy - 1
-    grid = F.affine_grid(theta.to(x.device), (B, C, *size), align_corners=False)   # (B, h_out, w_out, 2)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-# %% ../nbs/01_data.ipynb #6e841c1c
-def dataset_stats(data: ImageData) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    "Per-channel mean and std of `data` in [0, 1] units (pass the training split)."
-    x = data.images.double().div_(255)                              # one float64 copy, not two
-    return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).tolist())
-
-
-@dataclasses.dataclass(frozen=True)
-class Transform:
-    "uint8 batch (B, C, H, W) -> normalised float batch: random resized crop when `train`, plain resize otherwise."
-    size: int                                       # output side in pixels
-    mean: tuple[float, ...] = (0.5,)                # per-channel mean, [0, 1] units (one value = all channels)
-    std: tuple[float, ...] = (0.5,)                 # per-channel std
-    train: bool = False                             # random crops (True) or a deterministic resize
-    crop_scale: tuple[float, float] = (0.3, 1.0)    # RandomResizedCrop area range (I-JEPA: 0.3-1.0)
-    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # RandomResizedCrop aspect range
-
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        if images.dtype != torch.uint8: raise ValueError(f"Transform expects uint8 images (B, C, H, W), got {images.dtype}")
-        x = images.float() / 255
-        if self.train:
-            if generator is None: raise ValueError("a training Transform needs a torch.Generator (e.g. make_generator(seed, step))")
-            x = random_resized_crop(x, self.size, self.crop_scale, self.crop_ratio, generator=generator)
-        else:
-            x = resize(x, self.size)
-        return normalize(x, self.mean, self.std)
-
-
-def make_transform(train: bool, size: int, mean=None, std=None, crop_scale=(0.3, 1.0), *, data: ImageData | None = None) -> Transform:
-    "A `Transform`; mean/std default to `dataset_stats(data)` when `data` (the training split) is given, else 0.5."
-    if mean is None or std is None:
-        m, s = dataset_stats(data) if data is not None else ((0.5,), (0.5,))
-        mean, std = (m if mean is None else mean), (s if std is None else std)
-    return Transform(int(size), tuple(float(v) for v in mean), tuple(float(v) for v in std), bool(train), tuple(crop_scale))
-
 # %% ../nbs/01_data.ipynb #ee42f1a7
 @dataclasses.dataclass(frozen=True)
 class DataFields(Config):
@@ -548,12 +357,3 @@ class DataFields(Config):
     def _check(self) -> None:
         if self.img_size < 1: raise ConfigError(f"parameter 'img_size' must be >= 1, got {self.img_size}")
         if self.n_train is not None and self.n_train < 1: raise ConfigError(f"parameter 'n_train' must be >= 1 or None, got {self.n_train}")
-
-# %% ../nbs/01_data.ipynb #fe1c6119
-def match_format(images: torch.Tensor, channels: int, size: int | tuple[int, int]) -> torch.Tensor:
-    "uint8 images (N, c, h, w) -> uint8 (N, channels, *size): colour <-> grey through the channel mean, then an antialiased bilinear resize."
-    x = images.float()
-    if x.shape[1] != channels: x = x.mean(1, keepdim=True).expand(-1, channels, -1, -1)   # (N, channels, h, w)
-    size = to_pair(size)
-    if tuple(x.shape[-2:]) != size: x = F.interpolate(x, size=size, mode="bilinear", antialias=True)
-    return x.round().clamp(0, 255).to(torch.uint8)

@@ -20,7 +20,8 @@ from .collectives import mean_over_ranks, rank_world
 from .config import ConfigError
 from .core import get_device, seed_everything
 from .rundir import Run
-from .data import ImageData, dataset_stats, make_transform
+from .data import ImageData
+from .transforms import dataset_stats, make_transform
 from .masks import steps_per_epoch
 from .methods import METHODS, RUNTIME_FIELDS, PretrainConfig, build_model
 from .monitors import collapse_monitors, plot_training_curves, run_evaluators

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from .config import Config, ConfigError
 from .core import hub_offline, hub_offline_mode, to_pair
-from .data import ImageData, Transform, dataset_stats, make_transform, match_format
+from .data import ImageData
+from .transforms import dataset_stats, make_transform, match_format, Transform
 from .masks import apply_masks
 
 # %% auto #0

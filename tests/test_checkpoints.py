@@ -72,8 +72,6 @@ def test_the_loop_module_is_the_loop_only():
     assert all(sizes[r] <= 400 for r in rooms), {r: sizes[r] for r in rooms}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16 item 5 not done yet: data.py (~560 lines: datasets, hub, folders and transforms) "
-                                       "still holds several jobs")
 def test_no_module_over_400_lines():
     big = {k: v for k, v in _sizes().items() if v > 400}
     assert not big, f"modules over 400 lines: {big}"
