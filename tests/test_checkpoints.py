@@ -88,3 +88,20 @@ def test_the_readme_front_door_runs_on_a_checkpoint():
         env = {"images": images}
         exec(block.replace("runs/reproduce-cpu/10_pretrain/checkpoint.pt", str(OLD / f"{method}.pt")), env)
         assert env["z"].shape == (5, env["encoder"].embed_dim) and env["s"].shape == (5,) and torch.isfinite(env["s"]).all()
+
+
+@pytest.mark.parametrize("method", ["ijepa", "mae"])
+def test_an_exported_encoder_loads_in_timm_with_the_same_outputs(method, tmp_path):
+    "`export_encoder` writes safetensors that timm's own loader (and the course's timm_encoder) turns into the same encoder."
+    import timm
+    from jepa_nb.api import export_encoder, load_encoder
+    from jepa_nb.vit import timm_encoder
+    path, kw = export_encoder(OLD / f"{method}.pt", tmp_path / "enc.safetensors")
+    info = json.loads(path.with_suffix(".json").read_text())
+    assert info["timm_kwargs"] == kw and len(info["mean"]) == kw["in_chans"]
+    encoder, _ = load_encoder(OLD / f"{method}.pt")
+    tm = timm.create_model(info["timm_model"], pretrained=True, num_classes=0, pretrained_cfg_overlay=dict(file=str(path)), **kw).eval()
+    x = torch.randn(3, kw["in_chans"], kw["img_size"], kw["img_size"])
+    with torch.no_grad():
+        assert torch.allclose(tm.forward_features(x), encoder(x), atol=1e-6)
+        assert torch.allclose(timm_encoder(info["timm_model"], checkpoint_path=path, **kw)(x), encoder(x).mean(1), atol=1e-6)
