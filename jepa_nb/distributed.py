@@ -23,7 +23,7 @@ from .core import get_device
 from .rundir import new_run, Run
 from .data import load_data
 from .checkpoint import load_model
-from .methods import PretrainConfig
+from .methods import PretrainConfig, config_fields
 from .monitors import TensorBoardCallback
 from .train import TrainResult, pretrain
 
@@ -51,7 +51,7 @@ def _config_from(args) -> PretrainConfig:
     if not path.is_file(): raise FileNotFoundError(f"config file not found: {path}")
     d = json.loads(path.read_text())
     if not isinstance(d, dict): raise ValueError(f"{path} must hold a JSON object of parameters, got {type(d).__name__}")
-    return PretrainConfig.from_params({**PretrainConfig.pick(d), "n_train": d.get("n_train") or None})
+    return PretrainConfig.from_params(config_fields(d))
 
 
 def _parser() -> argparse.ArgumentParser:
