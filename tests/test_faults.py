@@ -33,6 +33,16 @@ def wait_for(cond, proc, what, timeout=300):
         time.sleep(0.02)
 
 
+def settle(d: Path, quiet_s: float = 3.0, timeout: float = 30.0) -> None:
+    "Wait until the run folder's checkpoint.json has not changed for `quiet_s` seconds (a killed runner's kernel is gone)."
+    t0, last, since = time.time(), None, time.time()
+    while time.time() - since < quiet_s:
+        if time.time() - t0 > timeout: pytest.fail(f"{d}/checkpoint.json still changing {timeout} s after the kill")
+        now = (d / "checkpoint.json").stat().st_mtime_ns if (d / "checkpoint.json").exists() else None
+        if now != last: last, since = now, time.time()
+        time.sleep(0.1)
+
+
 def checkpoint_step(d: Path):
     try: return json.loads((d / "checkpoint.json").read_text())["step"]
     except (OSError, ValueError, KeyError): return None
@@ -53,6 +63,7 @@ def test_kill_9_then_resume_is_bit_identical(uninterrupted, tmp_path):
     wait_for(lambda: (checkpoint_step(d) or 0) >= target, proc, f"the checkpoint of step {target}")
     os.kill(proc.pid, signal.SIGKILL)                      # the runner, by its own PID
     proc.wait()
+    settle(d)                                              # its orphaned kernel may finish one more checkpoint before it exits
     st = json.loads((d / "status.json").read_text())
     assert st["status"] == "running" and st["pid"] == proc.pid   # all a killed run can leave behind...
     rep = cli("report", d, "--out", tmp_path / "report")         # ...which every reader shows as interrupted
