@@ -17,7 +17,7 @@ then `jepa-nb report` over the runs and `jepa-nb check` against data/reference/<
 on a GPU machine without a network, `-p nproc=8`); 11 and 12 take their data and models from the checkpoints.
 Exit status: non-zero when a run fails or a metric leaves its tolerance.
 """
-import argparse, subprocess, sys, time
+import argparse, os, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +89,8 @@ def main(argv=None) -> int:
     targets = ["10_pretrain", *OPTIONAL]
     stray = [p for p in a.param if not any(declared(t, [p]) for t in targets)]
     if stray: ap.error(f"no experiment run here declares {stray} (pretraining and 13-15: `jepa-nb params <experiment>` lists them)")
+    if a.tier != "gpu":   # the smoke and cpu references were built with one thread: the same float sums, the same numbers
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
     out = (a.out or ROOT / "runs" / f"reproduce-{a.tier}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
