@@ -11,12 +11,12 @@ Metrics that cannot fail are left out of the gate (still reported): an AUROC who
 stored with each reference. A progress bar counts the runs (seeds x runs) by jepa_nb.eval's rule: on a terminal, not
 under CI, unless --progress / --no-progress says otherwise.
 """
-import argparse, os, json, re, subprocess, sys
+import argparse, json, re, subprocess, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ci"))
-from reproduce import CHECKPOINT_EXPERIMENTS, CLI, OPTIONAL, TIERS, checkpoint_params, experiments, pretrain_runs, run_pretraining  # noqa: E402
+from reproduce import CHECKPOINT_EXPERIMENTS, CLI, OPTIONAL, TIERS, checkpoint_params, experiments, pin_threads, pretrain_runs, run_pretraining  # noqa: E402
 from jepa_nb.runner import reference_path, write_reference  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     ap.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                     help="a progress bar over the runs (default: automatic, on a terminal and not under CI)")
     a = ap.parse_args(argv)
-    if a.tier != "gpu": os.environ.setdefault("OMP_NUM_THREADS", "1")   # one thread, as ci/reproduce.py checks them: the same float sums
+    pin_threads(a.tier)                                     # one thread, as ci/reproduce.py checks them
     seeds = [int(s) for s in a.seeds.split(",")]
     if len(seeds) < 2: ap.error("need >= 2 seeds to measure the spread")
     work = (a.work or ROOT / "runs" / f"reference-{a.tier}").resolve()

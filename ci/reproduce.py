@@ -59,6 +59,11 @@ def declared(stem: str, params: list[str]) -> list[str]:
     return [a for p in params if p.partition("=")[0] in names for a in ("-p", p)]
 
 
+def pin_threads(tier: str) -> None:
+    "One thread on the smoke and cpu tiers unless OMP_NUM_THREADS says otherwise: the references' float sums, the same numbers."
+    if tier != "gpu": os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
 def run_pretraining(tier: str, out: Path, *params: str) -> int:
     "The pretraining runs of `tier` into `out`; stop at the first failure."
     for name, extra in pretrain_runs(tier).items():
@@ -89,8 +94,7 @@ def main(argv=None) -> int:
     targets = ["10_pretrain", *OPTIONAL]
     stray = [p for p in a.param if not any(declared(t, [p]) for t in targets)]
     if stray: ap.error(f"no experiment run here declares {stray} (pretraining and 13-15: `jepa-nb params <experiment>` lists them)")
-    if a.tier != "gpu":   # the smoke and cpu references were built with one thread: the same float sums, the same numbers
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
+    pin_threads(a.tier)
     out = (a.out or ROOT / "runs" / f"reproduce-{a.tier}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()

@@ -36,7 +36,7 @@ def as_uint8_images(images) -> torch.Tensor:
     return x
 
 
-def _prepared(encoder, images, transform) -> torch.Tensor:
+def _prepared(images, transform) -> torch.Tensor:
     x = as_uint8_images(images)
     if transform is None:
         raise ValueError("pass the transform that comes with the encoder: `encoder, transform = load_encoder(path)` resizes and "
@@ -46,23 +46,22 @@ def _prepared(encoder, images, transform) -> torch.Tensor:
 
 def embed(encoder: nn.Module, images, transform, *, batch_size: int = 256, device=None) -> torch.Tensor:
     "Mean-pooled embeddings (N, D) of raw `images` (see `as_uint8_images`) through the run's eval `transform`."
-    return extract_features(encoder, _prepared(encoder, images, transform), batch_size=batch_size, device=device)
+    return extract_features(encoder, _prepared(images, transform), batch_size=batch_size, device=device)
 
 
 def jepa_score(encoder: nn.Module, images, transform, **kw) -> torch.Tensor:
     "JEPA-SCORE (N,) of raw `images` through the run's eval `transform`; `kw` go to `jepa_nb.jepa_score.jepa_score`."
-    return _js.jepa_score(encoder, _prepared(encoder, images, transform), **kw)
+    return _js.jepa_score(encoder, _prepared(images, transform), **kw)
 
 
 def export_encoder(checkpoint, out) -> tuple[Path, dict]:
     "Write the evaluated encoder of `checkpoint` to `out` (safetensors) and `out`.json; return the path and the timm keyword arguments."
     from safetensors.torch import save_file
-    encoder, transform = load_encoder(checkpoint)
-    pe = encoder.patch_embed
-    timm_kw = dict(img_size=pe.img_size[0] if isinstance(pe.img_size, tuple) else pe.img_size, patch_size=pe.patch_size,
-                   in_chans=pe.in_chans, embed_dim=encoder.embed_dim, depth=len(encoder.blocks), num_heads=encoder.num_heads,
-                   mlp_ratio=encoder.blocks[0].mlp.fc1.out_features / encoder.embed_dim, class_token=False, global_pool="avg",
-                   fc_norm=False)                     # timm's VisionTransformer with our layout: no class token, mean-pooled
+    model, cfg, ckpt = load_pretrained(checkpoint)
+    encoder, transform = model.target_encoder, eval_transform(cfg)
+    timm_kw = dict(img_size=cfg.img_size, patch_size=cfg.patch_size, in_chans=ckpt["in_chans"], embed_dim=cfg.embed_dim,
+                   depth=cfg.depth, num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio,
+                   class_token=False, global_pool="avg", fc_norm=False)   # timm's ViT in our layout: no class token, mean-pooled
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().contiguous() for k, v in encoder.state_dict().items()}, str(out),

@@ -258,6 +258,19 @@ def pretrain(cfg: PretrainConfig, data: ImageData, *, run: Run | None = None, re
         checkpoint_point(loop, done)
     return finish(loop, callbacks)
 
+# %% ../nbs/06_train.ipynb #8c4afb38
+def finish(loop: TrainLoop, callbacks: Sequence = ()) -> TrainResult:
+    "Close the callbacks, save the training curves (main process) and return the result."
+    if loop.main:
+        for cb in callbacks:
+            if hasattr(cb, "close"): cb.close()
+    if loop.main and loop.run is not None and loop.history:
+        import matplotlib.pyplot as plt
+        fig = plot_training_curves(loop.history, loop.monitors, loop.cfg)
+        loop.run.save_fig(fig, "training_curves")
+        plt.close(fig)                                                   # saved, not shown: the caller decides what to show
+    return TrainResult(loop.model, loop.history, loop.monitors, loop.end, loop.ckpt_path)
+
 # %% ../nbs/06_train.ipynb #cca366f5
 _OLD_NAMES = {"train_ijepa": ("jepa_nb.train", "pretrain"), "IJEPAConfig": ("jepa_nb.methods", "PretrainConfig"),
               "load_ijepa": ("jepa_nb.checkpoint", "load_model"), "build_encoder": ("jepa_nb.vit", "build_encoder"),
@@ -273,16 +286,3 @@ def __getattr__(name: str):
     warnings.warn(f"jepa_nb.train.{name} is deprecated: use {module}.{new}", FutureWarning, stacklevel=2)
     import importlib
     return getattr(importlib.import_module(module), new)
-
-# %% ../nbs/06_train.ipynb #8c4afb38
-def finish(loop: TrainLoop, callbacks: Sequence = ()) -> TrainResult:
-    "Close the callbacks, save the training curves (main process) and return the result."
-    if loop.main:
-        for cb in callbacks:
-            if hasattr(cb, "close"): cb.close()
-    if loop.main and loop.run is not None and loop.history:
-        import matplotlib.pyplot as plt
-        fig = plot_training_curves(loop.history, loop.monitors, loop.cfg)
-        loop.run.save_fig(fig, "training_curves")
-        plt.close(fig)                                                   # saved, not shown: the caller decides what to show
-    return TrainResult(loop.model, loop.history, loop.monitors, loop.end, loop.ckpt_path)

@@ -14,6 +14,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..config import ConfigError, check_type   # the course's one type checker (torch-free)
+
 # %% ../../nbs/09_runner.ipynb #8c035561
 TIERS = ("smoke", "cpu", "gpu")   # the named tiers of the course (any tier with a file works)
 RESERVED = ("run_dir", "resume")  # set by the runner, never by -p or a tier file
@@ -176,7 +178,6 @@ _ANNOTATIONS = {"int": int, "float": float, "bool": bool, "str": str, "list": li
 
 def _check_type(p: NotebookParam, v):
     "`v` checked against the type of `p`'s default with the course's one type checker (`jepa_nb.config.check_type`)."
-    from jepa_nb.config import ConfigError, check_type   # torch-free
     if p.type in ("None", "any"): return v
     try: return check_type(p.name, v, _ANNOTATIONS[p.type])
     except ConfigError:
