@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import gc
 import json
 import os
 import re
@@ -41,7 +42,11 @@ def init_distributed(device: str = "auto", timeout_s: float = 300.0) -> tuple[in
 
 
 def close_distributed() -> None:
-    "Leave the process group (if any)."
+    "Free what still holds the process group, then leave it (if any)."
+    # DistributedDataParallel keeps a reference cycle to itself: without a collection here its reducer would be freed
+    # by whenever the garbage collector next runs -- possibly after the group is gone or during interpreter shutdown,
+    # where gloo aborts the process ("terminate called without an active exception", seen once in CI).
+    gc.collect()
     if dist.is_initialized(): dist.destroy_process_group()
 
 # %% ../nbs/06a_distributed.ipynb #247a8c7a
