@@ -130,3 +130,31 @@ def test_the_entry_point_takes_the_runners_resolved_parameters(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "jepa_nb.runner", "params", "10_pretrain", "--tier", "smoke", "-p", "epoch=3",
                           "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "epoch" in bad.stderr
+
+
+GATHER_SCRIPT = """
+import torch, torch.distributed as dist
+from jepa_nb.collectives import gather_rows
+dist.init_process_group("gloo"); rank, world = dist.get_rank(), dist.get_world_size()
+torch.manual_seed(rank)
+x = torch.randn(4, 3, 5, requires_grad=True)                      # this process's rows (dim 1)
+w = torch.randn(4, 3 * world, 5, generator=torch.Generator().manual_seed(0))
+loss = lambda full: (full * w).pow(2).sum() + full.std(1).sum()   # a statistic of the whole gathered batch
+loss(gather_rows(x, dim=1)).backward()
+# reference: each process's gradient of its own loss on the whole batch, summed over processes, this process's slice
+parts = [torch.empty_like(x) for _ in range(world)]; dist.all_gather(parts, x.detach())
+full = torch.cat(parts, 1).requires_grad_(); loss(full).backward()
+ref = full.grad.clone(); dist.all_reduce(ref)
+ok = torch.allclose(x.grad, ref.narrow(1, rank * 3, 3), rtol=1e-6, atol=1e-6)
+print(f"rank {rank} gather_rows gradient {'matches' if ok else 'DIFFERS from'} the summed slice", flush=True)
+dist.destroy_process_group()
+"""
+
+
+def test_gather_rows_gradient_is_the_summed_slice(tmp_path):
+    "gather_rows (torch.distributed.nn.functional.all_gather) under torchrun: its gradient is lesson 00's by-hand backward."
+    script = tmp_path / "gather.py"; script.write_text(GATHER_SCRIPT)
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(script)],
+                       capture_output=True, text=True, env={**os.environ, **ENV}, timeout=120)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert p.stdout.count("matches the summed slice") == 2, p.stdout
