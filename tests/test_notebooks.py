@@ -54,3 +54,23 @@ def test_every_parameter_line_is_read_by_papermill():
         declared = [l.split("=")[0].strip() for l in "".join(cell["source"]).splitlines() if l.strip() and not l.startswith("#")]
         missing = sorted(set(declared) - set(notebook_params(nb)))
         assert not missing, f"{nb.name}: papermill cannot read the parameter line(s) of {missing} (no `=` in their comments)"
+
+
+def test_the_next_links_visit_every_notebook_in_order():
+    "Each lesson and experiment ends with a '## Next' section whose first link is the following notebook (the last: the index)."
+    import re
+    nbs = sorted(p.name for p in (ROOT / "nbs").glob("[0-9][0-9]*.ipynb"))
+    for here, there in zip(nbs, nbs[1:] + ["index.ipynb"]):
+        cells = json.loads((ROOT / "nbs" / here).read_text())["cells"]
+        nexts = ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown" and "## Next" in "".join(c["source"])]
+        assert nexts, f"{here} has no '## Next' section"
+        links = re.findall(r"\]\(([^)#]+\.ipynb)\)", nexts[-1].split("## Next", 1)[1])
+        assert links and links[0] == there, f"{here}: '## Next' links first to {links[:1]}, expected {there}"
+        assert (ROOT / "nbs" / links[0]).is_file()
+
+
+def test_no_file_outside_the_repository_is_referenced():
+    "Docs, notebooks and code point only inside the repository (no '../shared/...')."
+    files = [*ROOT.glob("*.md"), *(ROOT / "nbs").glob("*.ipynb"), *(ROOT / "ci").glob("*"), *(ROOT / "jepa_nb").rglob("*.py")]
+    bad = [f.relative_to(ROOT) for f in files if f.is_file() and "../shared" in f.read_text(errors="ignore")]
+    assert not bad, f"these point outside the repository (../shared): {bad}"
