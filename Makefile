@@ -1,7 +1,5 @@
-# jepa_nb — every command sets up what it needs first (a .venv with CI's torch pins).
-#   make main    set up, then run the main job (cpu tier) on the embedded mnist5k data
-#   make test    set up, then run the whole test suite (what .ci/run calls)
-#   make browser install Chromium + chromedriver for tests/test_browser.py (as root, via apt; part of setup)
+# jepa_nb — every command sets up what it needs first (a .venv with CI's torch pins). `make help` lists the targets:
+# each target's `## ...` comment is its line there.
 SHELL := /bin/bash
 PY ?= python3
 VENV ?= .venv
@@ -10,10 +8,10 @@ BIN := $(VENV)/bin
 CONSTRAINTS ?= ci/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser main test export clean-nbs check-sync nbtest pytest smoke readme render bench help
+.PHONY: help setup browser main test export readme results render bench
 
-help:
-	@grep -E '^#   make' Makefile | sed 's/^#   //'
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 16
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,13 +19,13 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[dev]"
 	touch $(STAMP)
 
-setup: $(STAMP) browser
+setup: $(STAMP) ## create .venv (Python >= 3.10 with venv; ~6.5 GB with PyPI's torch) and install jepa_nb editable
 
 # Chromium for tests/test_browser.py (JupyterLab in a real browser). Installed only as root with apt-get and
-# only when missing; if that cannot happen, setup goes on and the browser test skips itself.
+# only when missing; if that cannot happen, the target goes on and the browser test skips itself.
 CHROMIUM ?= /usr/bin/chromium
 CHROMEDRIVER ?= /usr/bin/chromedriver
-browser:
+browser: ## Chromium + chromedriver for tests/test_browser.py (root + apt-get; only make test needs them)
 	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "installing chromium + chromium-driver with apt-get (for tests/test_browser.py, about a minute)"; \
@@ -39,29 +37,32 @@ browser:
 	fi
 
 # --- the main job -------------------------------------------------------------------------
-main: setup
+main: setup ## the main job: the cpu tier on the embedded mnist5k digits, checked against data/reference/
 	$(BIN)/python ci/reproduce.py --tier cpu
 
 # --- tests ------------------------------------------------------------------------------
 # Lessons and tests run two at a time, one thread each: on CI's 2 cores the course's small models gain little from a
 # second thread, and most of a test's time is single-threaded (imports, kernels, subprocesses).
-test: setup
+test: setup browser ## the whole test suite (what CI's .ci/run calls)
 	$(BIN)/python ci/check_sync.py
 	OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2 --timing --skip-file-re '^(_|\.|1[0-9]_)'
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -x -n 2 --durations=12 tests
 
 # --- development helpers ----------------------------------------------------------------
-export: setup
+export: setup ## notebooks -> jepa_nb/, clean the notebooks, regenerate README.md
 	$(BIN)/nbdev-export
 	$(BIN)/nbdev-clean
 	$(BIN)/python ci/make_readme.py
 
-readme: setup
+readme: setup ## README.md from nbs/index.ipynb
 	$(BIN)/python ci/make_readme.py
 
-render: setup          # execute the lessons and keep their figures (after editing a lesson)
+results: setup ## data/reference/RESULTS.md from the cpu references
+	$(BIN)/python ci/make_results.py
+
+render: setup ## execute the lessons and keep their figures (after editing a lesson)
 	$(BIN)/python ci/render_lessons.py
 
-bench: setup
+bench: setup ## the benchmarks (bench/RESULTS.md records their tables)
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/jepa_score.py

@@ -74,3 +74,14 @@ def test_no_file_outside_the_repository_is_referenced():
     files = [*ROOT.glob("*.md"), *(ROOT / "nbs").glob("*.ipynb"), *(ROOT / "ci").glob("*"), *(ROOT / "jepa_nb").rglob("*.py")]
     bad = [f.relative_to(ROOT) for f in files if f.is_file() and "../shared" in f.read_text(errors="ignore")]
     assert not bad, f"these point outside the repository (../shared): {bad}"
+
+
+def test_make_help_lists_every_target_and_main_installs_no_browser():
+    "Every Makefile target has a `## ...` line in `make help`; `make main` does not run apt-get (only `make test` needs Chromium)."
+    import re
+    targets = set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.M))
+    helped = set(re.findall(r"^\s*make ([a-z-]+)\s", subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True,
+                                                                     text=True, check=True).stdout, re.M))
+    assert targets and targets == helped, f"targets without a help line: {sorted(targets - helped)}"
+    dry = subprocess.run(["make", "-n", "main", "STAMP=/dev/null"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert "apt-get" not in dry and "ci/reproduce.py" in dry, dry
