@@ -17,20 +17,24 @@ from . import jepa_score as _js
 
 
 def load_encoder(path, map_location="cpu", *, allow_partial: bool = False) -> tuple[nn.Module, object]:
-    "`(encoder, transform)`: the evaluated encoder of any method's checkpoint (eval mode) and the eval transform of its run."
+    ("`(encoder, transform)`: the evaluated encoder of any method's checkpoint (eval mode) "
+     "and the eval transform of its run.")
     model, cfg, _ = load_pretrained(path, map_location, allow_partial=allow_partial)
     return model.target_encoder.eval(), eval_transform(cfg)
 
 
 def as_uint8_images(images) -> torch.Tensor:
-    "Raw images as uint8 (N, C, H, W): from uint8 or float in [0, 1]; (N, C, H, W), grey (N, H, W) or channels-last (N, H, W, C)."
+    ("Raw images as uint8 (N, C, H, W): from uint8 or float in [0, 1]; (N, C, H, W), "
+     "grey (N, H, W) or channels-last (N, H, W, C).")
     x = torch.as_tensor(images)
     if x.ndim == 3: x = x.unsqueeze(1)                                         # grey (N, H, W)
     elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3): x = x.permute(0, 3, 1, 2)   # channels last
-    if x.ndim != 4: raise ValueError(f"expected images (N, C, H, W), (N, H, W) or (N, H, W, C), got shape {tuple(x.shape)}")
+    if x.ndim != 4:
+        raise ValueError(f"expected images (N, C, H, W), (N, H, W) or (N, H, W, C), got shape {tuple(x.shape)}")
     if x.is_floating_point():
         if len(x) and (x.min() < 0 or x.max() > 1):
-            raise ValueError(f"float images must hold values in [0, 1], got [{float(x.min()):.3g}, {float(x.max()):.3g}]")
+            raise ValueError(f"float images must hold values in [0, 1], "
+                             f"got [{float(x.min()):.3g}, {float(x.max()):.3g}]")
         return (x * 255).round().to(torch.uint8)
     if x.dtype != torch.uint8: raise ValueError(f"images must be uint8 or float in [0, 1], got {x.dtype}")
     return x
@@ -39,8 +43,8 @@ def as_uint8_images(images) -> torch.Tensor:
 def _prepared(images, transform) -> torch.Tensor:
     x = as_uint8_images(images)
     if transform is None:
-        raise ValueError("pass the transform that comes with the encoder: `encoder, transform = load_encoder(path)` resizes and "
-                         "normalises raw images as the run did")
+        raise ValueError("pass the transform that comes with the encoder: `encoder, transform = load_encoder(path)` "
+                         "resizes and normalises raw images as the run did")
     return transform(x)
 
 
@@ -55,17 +59,20 @@ def jepa_score(encoder: nn.Module, images, transform, **kw) -> torch.Tensor:
 
 
 def export_encoder(checkpoint, out) -> tuple[Path, dict]:
-    "Write the evaluated encoder of `checkpoint` to `out` (safetensors) and `out`.json; return the path and the timm keyword arguments."
+    ("Write the evaluated encoder of `checkpoint` to `out` (safetensors) and `out`.json; "
+     "return the path and the timm keyword arguments.")
     from safetensors.torch import save_file
     model, cfg, ckpt = load_pretrained(checkpoint)
     encoder, transform = model.target_encoder, eval_transform(cfg)
+    # timm's ViT in our layout: no class token, mean-pooled
     timm_kw = dict(img_size=cfg.img_size, patch_size=cfg.patch_size, in_chans=ckpt["in_chans"], embed_dim=cfg.embed_dim,
                    depth=cfg.depth, num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio,
-                   class_token=False, global_pool="avg", fc_norm=False)   # timm's ViT in our layout: no class token, mean-pooled
+                   class_token=False, global_pool="avg", fc_norm=False)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().contiguous() for k, v in encoder.state_dict().items()}, str(out),
               metadata={"format": "jepa_nb.encoder/1", "source": str(checkpoint)})
-    info = {"timm_model": "vit_tiny_patch16_224", "timm_kwargs": timm_kw, "mean": list(transform.mean), "std": list(transform.std)}
+    info = {"timm_model": "vit_tiny_patch16_224", "timm_kwargs": timm_kw, "mean": list(transform.mean),
+            "std": list(transform.std)}
     out.with_suffix(".json").write_text(json.dumps(info, indent=1))
     return out, timm_kw

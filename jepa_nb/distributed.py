@@ -33,7 +33,8 @@ __all__ = ['init_distributed', 'close_distributed', 'main', 'torchrun_command', 
 
 # %% ../nbs/06a_distributed.ipynb #1f8c9fde
 def init_distributed(device: str = "auto", timeout_s: float = 300.0) -> tuple[int, int]:
-    "Join the process group torchrun prepared (NCCL when training on GPUs, gloo on CPUs); return (rank, world). Without torchrun: (0, 1)."
+    ("Join the process group torchrun prepared (NCCL when training on GPUs, gloo on CPUs); "
+     "return (rank, world). Without torchrun: (0, 1).")
     if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1: return 0, 1
     if not dist.is_initialized():
         backend = "nccl" if get_device(device).type == "cuda" else "gloo"
@@ -51,22 +52,29 @@ def close_distributed() -> None:
 
 # %% ../nbs/06a_distributed.ipynb #247a8c7a
 def _config_from(args) -> PretrainConfig:
-    "The run's `PretrainConfig` from `--config`: a run's config.json, or experiment parameters (`jepa-nb params ... --json`)."
+    ("The run's `PretrainConfig` from `--config`: a run's config.json, "
+     "or experiment parameters (`jepa-nb params ... --json`).")
     path = Path(args.config)
     if not path.is_file(): raise FileNotFoundError(f"config file not found: {path}")
     d = json.loads(path.read_text())
-    if not isinstance(d, dict): raise ValueError(f"{path} must hold a JSON object of parameters, got {type(d).__name__}")
+    if not isinstance(d, dict):
+        raise ValueError(f"{path} must hold a JSON object of parameters, got {type(d).__name__}")
     return PretrainConfig.from_params(config_fields(d))
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m jepa_nb.distributed", description="Pretrain one run on this process's share of every batch (launch with torchrun).")
+    p = argparse.ArgumentParser(prog="python -m jepa_nb.distributed",
+                                description="Pretrain one run on this process's share of every batch "
+                                            "(launch with torchrun).")
     p.add_argument("--run-dir", required=True, help="run folder (process 0 writes it)")
-    p.add_argument("--config", required=True, help="the run's config.json (new_run writes it), or experiment 10's parameters as JSON "
-                                                  "(`jepa-nb params 10_pretrain --tier gpu -p ... --json`)")
+    p.add_argument("--config", required=True,
+                   help="the run's config.json (new_run writes it), or experiment 10's parameters as JSON "
+                        "(`jepa-nb params 10_pretrain --tier gpu -p ... --json`)")
     p.add_argument("--resume", help="checkpoint.pt to continue from")
-    p.add_argument("--monitor", default="test", choices=["test", "train"], help="split of the collapse monitors' fixed batch")
-    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard scalars under RUN_DIR/tensorboard")
+    p.add_argument("--monitor", default="test", choices=["test", "train"],
+                   help="split of the collapse monitors' fixed batch")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard scalars under RUN_DIR/tensorboard")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds a collective waits for a missing process")
     return p
 
@@ -80,7 +88,8 @@ def _inject_fault(rank: int) -> None:
     count = [0]
     def hook(opt, args, kwargs):
         count[0] += 1
-        if count[0] == int(want["step"]): raise RuntimeError(f"injected fault (JEPA_NB_FAULT={spec}) on rank {rank} at step {count[0]}")
+        if count[0] == int(want["step"]):
+            raise RuntimeError(f"injected fault (JEPA_NB_FAULT={spec}) on rank {rank} at step {count[0]}")
     from torch.optim.optimizer import register_optimizer_step_pre_hook
     register_optimizer_step_pre_hook(hook)
 
@@ -88,56 +97,66 @@ def _inject_fault(rank: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     "Entry point of `python -m jepa_nb.distributed` (run it under torchrun)."
     args = _parser().parse_args(argv)
-    cfg = _config_from(args)                                     # before joining: a bad parameter stops every process at once
+    cfg = _config_from(args)                      # before joining: a bad parameter stops every process at once
     rank, world = init_distributed(cfg.device, args.timeout)
     try:
         _inject_fault(rank)
         run_dir = Path(args.run_dir)
         run = None
-        if rank == 0: run = Run(run_dir) if (run_dir / "config.json").is_file() else new_run("pretrain", cfg, path=run_dir, seed=cfg.seed)
+        if rank == 0:
+            run = (Run(run_dir) if (run_dir / "config.json").is_file()
+                   else new_run("pretrain", cfg, path=run_dir, seed=cfg.seed))
         train = load_data(cfg.dataset, "train", seed=cfg.seed)
         monitor = load_data(cfg.dataset, args.monitor, seed=cfg.seed)
         callbacks = [TensorBoardCallback(run_dir / "tensorboard")] if args.tensorboard and rank == 0 else []
         res = pretrain(cfg, train, run=run, resume=args.resume or None, monitor_data=monitor, progress=False,
                           checkpoint_path=run_dir / "checkpoint.pt", callbacks=callbacks)
-        if world > 1: dist.barrier()                             # every process stays until process 0 has written the checkpoint
+        if world > 1: dist.barrier()              # every process stays until process 0 has written the checkpoint
         if rank == 0: print(f"rank 0 of {world}: trained to step {res.steps}; checkpoint {res.checkpoint}", flush=True)
     finally:
         close_distributed()
     return 0
 
 # %% ../nbs/06a_distributed.ipynb #43b68901
-if __name__ == "__main__" and "__file__" in globals():   # python -m jepa_nb.distributed (not when a notebook runs this cell)
+# python -m jepa_nb.distributed (not when a notebook runs this cell)
+if __name__ == "__main__" and "__file__" in globals():
     sys.exit(main())
 
 # %% ../nbs/06a_distributed.ipynb #4b3d5936
 def torchrun_command(nproc: int, args: list[str]) -> list[str]:
     "The command that runs `python -m jepa_nb.distributed ARGS` in `nproc` processes on this machine."
     if nproc < 1: raise ValueError(f"nproc must be >= 1, got {nproc}")
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0",
-            "-m", "jepa_nb.distributed", *args]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+            "--max-restarts=0", "-m", "jepa_nb.distributed", *args]
 
 
 def launch(nproc: int, run_dir: str | Path, *, config: str | Path | None = None, resume: str | Path | None = None,
-           tensorboard: bool = False, extra: list[str] = (), timeout_s: float | None = None, env: dict | None = None) -> TrainResult:
-    "Run `nproc` training processes with torchrun on the run `config` (default RUN_DIR/config.json); stream their log; return the result."
+           tensorboard: bool = False, extra: list[str] = (), timeout_s: float | None = None,
+           env: dict | None = None) -> TrainResult:
+    ("Run `nproc` training processes with torchrun on the run `config` (default RUN_DIR/config.json); "
+     "stream their log; return the result.")
     run_dir = Path(run_dir)
-    args = ["--run-dir", str(run_dir), "--config", str(config or run_dir / "config.json"), *(["--resume", str(resume)] if resume else []),
-            *(["--tensorboard"] if tensorboard else []), *extra]
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc))), **(env or {})}
-    proc = subprocess.Popen(torchrun_command(nproc, args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)
+    args = ["--run-dir", str(run_dir), "--config", str(config or run_dir / "config.json"),
+            *(["--resume", str(resume)] if resume else []), *(["--tensorboard"] if tensorboard else []), *extra]
+    env = {**os.environ,
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc))),
+           **(env or {})}
+    proc = subprocess.Popen(torchrun_command(nproc, args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, start_new_session=True)
     tail, t0 = [], time.time()
     try:
         for line in proc.stdout:
             print(line, end="", flush=True); tail = (tail + [line])[-400:]
-            if timeout_s is not None and time.time() - t0 > timeout_s: raise TimeoutError(f"torchrun ran past {timeout_s} s")
+            if timeout_s is not None and time.time() - t0 > timeout_s:
+                raise TimeoutError(f"torchrun ran past {timeout_s} s")
         rc = proc.wait()
     finally:
         if proc.poll() is None: os.killpg(proc.pid, signal.SIGKILL); proc.wait()
     if rc != 0:
-        errors = list(dict.fromkeys(l.strip() for l in tail if re.match(r"^\s*(\[rank\d+\]:\s*)?[\w.]*(Error|Exception|Interrupt)\b.*:", l)))
-        raise RuntimeError(f"distributed training failed (torchrun exit {rc}, {nproc} processes): " + (" | ".join(errors[:4]) or "no error line")
+        errors = list(dict.fromkeys(l.strip() for l in tail
+                                    if re.match(r"^\s*(\[rank\d+\]:\s*)?[\w.]*(Error|Exception|Interrupt)\b.*:", l)))
+        raise RuntimeError(f"distributed training failed (torchrun exit {rc}, {nproc} processes): "
+                           + (" | ".join(errors[:4]) or "no error line")
                            + "\nThe end of its log:\n" + "".join(tail[-25:]))
     return result_from_checkpoint(run_dir / "checkpoint.pt")
 

@@ -38,9 +38,11 @@ def ema_update_(target: nn.Module, online: nn.Module, m: float) -> None:
     if not 0.0 <= m <= 1.0: raise ValueError(f"EMA momentum must be in [0, 1], got {m}")
     tp, op = list(target.parameters()), list(online.parameters())
     if len(tp) != len(op) or any(a.shape != b.shape for a, b in zip(tp, op)):
-        raise ValueError(f"target and online modules have different parameters ({len(tp)} vs {len(op)} tensors, or shapes differ)")
+        raise ValueError(f"target and online modules have different parameters "
+                         f"({len(tp)} vs {len(op)} tensors, or shapes differ)")
     tb, ob = list(target.buffers()), list(online.buffers())
-    if len(tb) != len(ob): raise ValueError(f"target and online modules have different buffers ({len(tb)} vs {len(ob)})")
+    if len(tb) != len(ob):
+        raise ValueError(f"target and online modules have different buffers ({len(tb)} vs {len(ob)})")
     if m < 1.0:
         torch._foreach_mul_(tp, m)
         torch._foreach_add_(tp, op, alpha=1.0 - m)
@@ -48,10 +50,12 @@ def ema_update_(target: nn.Module, online: nn.Module, m: float) -> None:
 
 # %% ../nbs/05_ema.ipynb #1ef60aa8
 def ema_init_share(step: int, total_steps: int, start: float = 0.996, end: float = 1.0) -> float:
-    "Share of the initial weights left in the EMA target after `step` updates: the product of the momenta of steps 0..step-1."
-    n, b = min(max(int(step), 0), total_steps), (end - start) / total_steps        # m_s = start + b*s for s < total_steps
+    ("Share of the initial weights left in the EMA target after `step` updates: "
+     "the product of the momenta of steps 0..step-1.")
+    n, b = min(max(int(step), 0), total_steps), (end - start) / total_steps    # m_s = start + b*s for s < total_steps
     if n == 0: log_p = 0.0
     elif start <= 0: return 0.0
     elif b == 0: log_p = n * math.log(start)
-    else: log_p = n * math.log(b) + math.lgamma(start / b + n) - math.lgamma(start / b)   # prod (start + b s) = b^n G(start/b + n) / G(start/b)
+    else:   # prod (start + b s) = b^n G(start/b + n) / G(start/b)
+        log_p = n * math.log(b) + math.lgamma(start / b + n) - math.lgamma(start / b)
     return math.exp(log_p) * (end ** (step - n) if step > n else 1.0)

@@ -20,7 +20,8 @@ import torch.nn as nn
 from .core import make_generator
 from .data import ImageData
 from .monitors import effective_rank, feature_std
-from .vit import PooledEncoder, TimmEncoder, TimmInput, ViTEncoder, init_vit_weights_, rescale_blocks_, timm_encoder, timm_transform
+from .vit import (
+    PooledEncoder, TimmEncoder, TimmInput, ViTEncoder, init_vit_weights_, rescale_blocks_, timm_encoder, timm_transform)
 
 # %% auto #0
 __all__ = ['PROGRESS_ENV', 'as_pooled', 'eval_mode', 'show_progress', 'progress_bar', 'extract_features', 'pixel_features',
@@ -30,13 +31,15 @@ __all__ = ['PROGRESS_ENV', 'as_pooled', 'eval_mode', 'show_progress', 'progress_
 
 # %% ../nbs/07_eval.ipynb #bad496f7
 def as_pooled(encoder):
-    "An encoder images (B, C, H, W) -> (B, K): a bare `ViTEncoder` is wrapped in `PooledEncoder`, anything else is returned unchanged."
+    ("An encoder images (B, C, H, W) -> (B, K): a bare `ViTEncoder` is wrapped in `PooledEncoder`, "
+     "anything else is returned unchanged.")
     return PooledEncoder(encoder) if isinstance(encoder, ViTEncoder) else encoder
 
 
 @contextlib.contextmanager
 def eval_mode(module):
-    "Put every submodule of `module` (if it is an `nn.Module`) in eval mode inside the block; restore each one's mode after."
+    ("Put every submodule of `module` (if it is an `nn.Module`) in eval mode inside the block; "
+     "restore each one's mode after.")
     mods = [(m, m.training) for m in module.modules()] if isinstance(module, nn.Module) else []
     try:
         if isinstance(module, nn.Module): module.eval()
@@ -78,19 +81,22 @@ def _watched() -> bool:
 
 
 def show_progress(progress: bool | None = None, total: int | None = None, min_total: int = 2) -> bool:
-    "Whether to draw a bar: `progress` if True/False; if None, $JEPA_NB_PROGRESS (1/0) if set, else a watched run (Jupyter or a terminal, not CI) with >= `min_total` steps."
+    ("Whether to draw a bar: `progress` if True/False; if None, $JEPA_NB_PROGRESS (1/0) if set, "
+     "else a watched run (Jupyter or a terminal, not CI) with >= `min_total` steps.")
     if progress is not None: return bool(progress)
     env = os.environ.get(PROGRESS_ENV, "").strip().lower()
     if env not in ("", "auto", "1", "0", "true", "false", "on", "off"):
-        raise ValueError(f"{PROGRESS_ENV}={os.environ[PROGRESS_ENV]!r} is not understood; use 1 (bars on), 0 (off) or leave it unset (automatic)")
+        raise ValueError(f"{PROGRESS_ENV}={os.environ[PROGRESS_ENV]!r} is not understood; "
+                         f"use 1 (bars on), 0 (off) or leave it unset (automatic)")
     if env in ("1", "true", "on"): return True
     if env in ("0", "false", "off"): return False
     return _watched() and (total is None or total >= min_total)
 
 
-def progress_bar(iterable, progress: bool | None = None, *, total: int | None = None, desc: str | None = None, unit: str = "it",
-                 min_total: int = 2, delay: float = 2.0):
-    "`iterable` wrapped in a tqdm bar when `show_progress` says so, else returned unchanged; an automatic bar appears after `delay` s."
+def progress_bar(iterable, progress: bool | None = None, *, total: int | None = None, desc: str | None = None,
+                 unit: str = "it", min_total: int = 2, delay: float = 2.0):
+    ("`iterable` wrapped in a tqdm bar when `show_progress` says so, else returned unchanged; "
+     "an automatic bar appears after `delay` s.")
     if total is None and hasattr(iterable, "__len__"): total = len(iterable)
     if not show_progress(progress, total, min_total): return iterable
     from tqdm.auto import tqdm
@@ -98,9 +104,10 @@ def progress_bar(iterable, progress: bool | None = None, *, total: int | None = 
                 mininterval=0.1 if _watched() else 10.0)
 
 # %% ../nbs/07_eval.ipynb #d598adeb
-def extract_features(encoder, data: ImageData | torch.Tensor, *, batch_size: int = 256, transform: Callable | None = None,
-                     device=None, progress: bool | None = None) -> torch.Tensor:
-    "Embeddings (N, K) of all images (float32, on the CPU), in batches under `torch.inference_mode`; a `ViTEncoder` is average-pooled."
+def extract_features(encoder, data: ImageData | torch.Tensor, *, batch_size: int = 256,
+                     transform: Callable | None = None, device=None, progress: bool | None = None) -> torch.Tensor:
+    ("Embeddings (N, K) of all images (float32, on the CPU), in batches under `torch.inference_mode`; "
+     "a `ViTEncoder` is average-pooled.")
     images, encoder = _images_of(data), as_pooled(encoder)
     if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     dev, out = _device_of(encoder, device), []
@@ -114,7 +121,8 @@ def extract_features(encoder, data: ImageData | torch.Tensor, *, batch_size: int
     return torch.cat(out) if out else torch.empty(0, 0)
 
 
-def pixel_features(data: ImageData | torch.Tensor, *, transform: Callable | None = None, batch_size: int = 1024) -> torch.Tensor:
+def pixel_features(data: ImageData | torch.Tensor, *, transform: Callable | None = None,
+                   batch_size: int = 1024) -> torch.Tensor:
     "The raw-pixel baseline: flattened (transformed) pixels (N, C*H*W)."
     images = _images_of(data)
     return torch.cat([_prepare(images[i:i + batch_size], transform).flatten(1).float()
@@ -145,24 +153,29 @@ def _fit_logreg(x, y, C, max_iter):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
-    with threadpool_limits(limits=1, user_api="blas"):        # (N, 64) matrices: BLAS threads only add overhead (8x slower on 2 cores)
+    # (N, 64) matrices: BLAS threads only add overhead (8x slower on 2 cores)
+    with threadpool_limits(limits=1, user_api="blas"):
         return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter)).fit(x, y)
 
 
-def linear_probe(train_x, train_y, test_x, test_y, *, Cs: Sequence[float] = (0.01, 0.1, 1.0, 10.0), val_frac: float = 0.2,
-                 seed: int = 0, max_iter: int = 1000) -> ProbeResult:
-    "Multinomial logistic regression on standardised features; C chosen on a stratified validation split of the train set, then refit."
+def linear_probe(train_x, train_y, test_x, test_y, *, Cs: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
+                 val_frac: float = 0.2, seed: int = 0, max_iter: int = 1000) -> ProbeResult:
+    ("Multinomial logistic regression on standardised features; "
+     "C chosen on a stratified validation split of the train set, then refit.")
     from sklearn.model_selection import train_test_split
     train_x, train_y, test_x, test_y = (_np(v) for v in (train_x, train_y, test_x, test_y))
     _check_xy(train_x, train_y, "train"); _check_xy(test_x, test_y, "test")
-    if train_x.shape[1] != test_x.shape[1]: raise ValueError(f"train and test features differ in width: {train_x.shape[1]} vs {test_x.shape[1]}")
+    if train_x.shape[1] != test_x.shape[1]:
+        raise ValueError(f"train and test features differ in width: {train_x.shape[1]} vs {test_x.shape[1]}")
     if not Cs: raise ValueError("Cs must name at least one regularisation value")
     if not 0 < val_frac < 1: raise ValueError(f"val_frac must be in (0, 1), got {val_frac}")
     tr, va = train_test_split(np.arange(len(train_x)), test_size=val_frac, random_state=seed, stratify=train_y)
-    val_accs = {float(C): float(_fit_logreg(train_x[tr], train_y[tr], C, max_iter).score(train_x[va], train_y[va])) for C in Cs}
+    val_accs = {float(C): float(_fit_logreg(train_x[tr], train_y[tr], C, max_iter).score(train_x[va], train_y[va]))
+                for C in Cs}
     best = max(val_accs, key=lambda C: (val_accs[C], -C))           # ties: the stronger regularisation
     clf = _fit_logreg(train_x, train_y, best, max_iter)
-    return ProbeResult(float(clf.score(test_x, test_y)), float(clf.score(train_x, train_y)), best, val_accs[best], val_accs)
+    return ProbeResult(float(clf.score(test_x, test_y)), float(clf.score(train_x, train_y)), best,
+                       val_accs[best], val_accs)
 
 # %% ../nbs/07_eval.ipynb #ab80a379
 def balanced_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
@@ -178,7 +191,8 @@ def knn_predict(train_x: torch.Tensor, train_y: torch.Tensor, x: torch.Tensor, k
     "Labels of `x` by cosine-similarity kNN over (`train_x`, `train_y`) with votes weighted by exp(s / T)."
     train_x, x, train_y = torch.as_tensor(train_x), torch.as_tensor(x), torch.as_tensor(train_y).long()
     _check_xy(train_x, train_y, "train")
-    if x.ndim != 2 or x.shape[1] != train_x.shape[1]: raise ValueError(f"x must be features (N, {train_x.shape[1]}), got shape {tuple(x.shape)}")
+    if x.ndim != 2 or x.shape[1] != train_x.shape[1]:
+        raise ValueError(f"x must be features (N, {train_x.shape[1]}), got shape {tuple(x.shape)}")
     if not 1 <= k <= len(train_x): raise ValueError(f"k must be in 1..{len(train_x)} (the train set size), got {k}")
     tx = torch.nn.functional.normalize(train_x.double(), dim=1)             # (Nt, K)
     C, preds = int(train_y.max()) + 1, []
@@ -193,14 +207,17 @@ def knn_predict(train_x: torch.Tensor, train_y: torch.Tensor, x: torch.Tensor, k
 def knn_probe(train_x, train_y, test_x, test_y, k: int = 20, T: float = 0.07, batch_size: int = 1024) -> float:
     "Test accuracy of the weighted cosine kNN classifier (DINO's protocol: k=20, T=0.07)."
     test_y = torch.as_tensor(test_y).long()
-    if test_y.shape != (len(test_x),): raise ValueError(f"test_y must be labels ({len(test_x)},), got shape {tuple(test_y.shape)}")
+    if test_y.shape != (len(test_x),):
+        raise ValueError(f"test_y must be labels ({len(test_x)},), got shape {tuple(test_y.shape)}")
     return float((knn_predict(train_x, train_y, test_x, k, T, batch_size) == test_y).double().mean())
 
 # %% ../nbs/07_eval.ipynb #789580eb
 def covariance_spectrum(features: torch.Tensor) -> torch.Tensor:
     "Eigenvalues of the feature covariance (float64, descending, clipped at 0)."
-    if features.ndim != 2 or len(features) < 2: raise ValueError(f"features must be (N >= 2, D), got shape {tuple(features.shape)}")
-    return torch.linalg.eigvalsh(torch.cov(features.double().T).reshape(features.shape[1], features.shape[1])).flip(0).clamp(min=0)
+    if features.ndim != 2 or len(features) < 2:
+        raise ValueError(f"features must be (N >= 2, D), got shape {tuple(features.shape)}")
+    return (torch.linalg.eigvalsh(torch.cov(features.double().T).reshape(features.shape[1], features.shape[1]))
+            .flip(0).clamp(min=0))
 
 
 def plot_covariance_spectrum(features: Mapping[str, torch.Tensor], ax=None, title: str = "covariance spectrum"):
@@ -209,14 +226,16 @@ def plot_covariance_spectrum(features: Mapping[str, torch.Tensor], ax=None, titl
     if ax is None: _, ax = plt.subplots(figsize=(5, 3.2))
     for name, f in features.items():
         ev = covariance_spectrum(f)
-        ax.semilogy(np.arange(1, len(ev) + 1), (ev / ev[0]).clamp(min=1e-12).numpy(), label=f"{name} (RankMe {effective_rank(f):.1f})")
+        ax.semilogy(np.arange(1, len(ev) + 1), (ev / ev[0]).clamp(min=1e-12).numpy(),
+                    label=f"{name} (RankMe {effective_rank(f):.1f})")
     ax.set(xlabel="eigenvalue index", ylabel="eigenvalue / largest", title=title)
     ax.legend(fontsize=8)
     return ax.figure
 
 # %% ../nbs/07_eval.ipynb #8ab7dbd5
 def random_init_like(encoder: nn.Module, seed: int = 0) -> nn.Module:
-    "A copy of `encoder` re-initialised at random (official ViT init; else each layer's reset_parameters), in eval mode."
+    ("A copy of `encoder` re-initialised at random (official ViT init; else each layer's reset_parameters), "
+     "in eval mode.")
     enc = copy.deepcopy(encoder)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -230,16 +249,19 @@ def random_init_like(encoder: nn.Module, seed: int = 0) -> nn.Module:
 
 def evaluate_encoders(encoders: Mapping[str, Callable | None], train: ImageData, test: ImageData, *,
                       transform: Callable | None = None, batch_size: int = 256, k: int = 20, T: float = 0.07,
-                      Cs: Sequence[float] = (0.01, 0.1, 1.0, 10.0), seed: int = 0, device=None, return_features: bool | str = False,
-                      progress: bool | None = None):
-    "One row per named encoder (None = raw pixels): linear/kNN accuracy, effective rank, mean feature std, width; `return_features`: True = also the test features, 'both' = (train, test) features, per name."
+                      Cs: Sequence[float] = (0.01, 0.1, 1.0, 10.0), seed: int = 0, device=None,
+                      return_features: bool | str = False, progress: bool | None = None):
+    ("One row per named encoder (None = raw pixels): linear/kNN accuracy, effective rank, mean feature std, width; "
+     "`return_features`: True = also the test features, 'both' = (train, test) features, per name.")
     import pandas as pd
     rows, feats = [], {}
     for name, enc in encoders.items():
         if enc is None: ftr, fte = pixel_features(train, transform=transform), pixel_features(test, transform=transform)
         else:
-            ftr = extract_features(enc, train, batch_size=batch_size, transform=transform, device=device, progress=progress)
-            fte = extract_features(enc, test, batch_size=batch_size, transform=transform, device=device, progress=progress)
+            ftr = extract_features(enc, train, batch_size=batch_size, transform=transform, device=device,
+                                   progress=progress)
+            fte = extract_features(enc, test, batch_size=batch_size, transform=transform, device=device,
+                                   progress=progress)
         lin = linear_probe(ftr, train.labels, fte, test.labels, Cs=Cs, seed=seed)
         rows.append(dict(encoder=name, dim=ftr.shape[1], linear_acc=lin.acc, C=lin.C,
                          knn_acc=knn_probe(ftr, train.labels, fte, test.labels, k=k, T=T),
@@ -249,15 +271,16 @@ def evaluate_encoders(encoders: Mapping[str, Callable | None], train: ImageData,
     return (df, feats) if return_features else df
 
 # %% ../nbs/07_eval.ipynb #6cfa74c7
-def extract_tokens(encoder: ViTEncoder, data: ImageData | torch.Tensor, *, batch_size: int = 256, transform: Callable | None = None,
-                   device=None, progress: bool | None = None) -> torch.Tensor:
+def extract_tokens(encoder: ViTEncoder, data: ImageData | torch.Tensor, *, batch_size: int = 256,
+                   transform: Callable | None = None, device=None, progress: bool | None = None) -> torch.Tensor:
     "Final tokens (N, T, D) of a `ViTEncoder` (or anything returning (B, T, D)), float32 on the CPU."
     images = _images_of(data)
     dev, out = _device_of(encoder, device), []
     with eval_mode(encoder), torch.inference_mode():
         for i in progress_bar(range(0, len(images), batch_size), progress, desc="extract_tokens", unit="batch"):
             z = encoder(_prepare(images[i:i + batch_size], transform).to(dev))
-            if z.ndim != 3: raise ValueError(f"extract_tokens needs an encoder returning tokens (B, T, D), got {tuple(z.shape)}")
+            if z.ndim != 3:
+                raise ValueError(f"extract_tokens needs an encoder returning tokens (B, T, D), got {tuple(z.shape)}")
             out.append(z.float().cpu())
     return torch.cat(out)
 
@@ -265,7 +288,8 @@ def extract_tokens(encoder: ViTEncoder, data: ImageData | torch.Tensor, *, batch
 def pixel_tokens(data: ImageData | torch.Tensor, patch_size: int, *, transform: Callable | None = None) -> torch.Tensor:
     "The raw-pixel baseline as tokens: non-overlapping patches (N, T, C*p*p) of the (transformed) images."
     x = _prepare(_images_of(data), transform).float()                      # (N, C, H, W)
-    if x.shape[-1] % patch_size or x.shape[-2] % patch_size: raise ValueError(f"image side {tuple(x.shape[-2:])} is not divisible by patch_size {patch_size}")
+    if x.shape[-1] % patch_size or x.shape[-2] % patch_size:
+        raise ValueError(f"image side {tuple(x.shape[-2:])} is not divisible by patch_size {patch_size}")
     return nn.functional.unfold(x, patch_size, stride=patch_size).transpose(1, 2).contiguous()   # (N, T, C*p*p)
 
 # %% ../nbs/07_eval.ipynb #f40e8e23
@@ -285,13 +309,16 @@ class AttentiveProbe(nn.Module):
         return self.head(pooled.squeeze(1))                                 # (B, classes)
 
 # %% ../nbs/07_eval.ipynb #fa13bf2e
-def attentive_probe(train_tokens: torch.Tensor, train_y, test_tokens: torch.Tensor, test_y, *, epochs: int = 20, lr: float = 3e-3,
-                    weight_decay: float = 0.05, batch_size: int = 64, val_frac: float = 0.1, num_heads: int = 4, seed: int = 0) -> ProbeResult:
-    "Train an `AttentiveProbe` on frozen tokens (N, T, D); keep the best-validation epoch; test accuracy in a `ProbeResult` (C = that epoch)."
+def attentive_probe(train_tokens: torch.Tensor, train_y, test_tokens: torch.Tensor, test_y, *, epochs: int = 20,
+                    lr: float = 3e-3, weight_decay: float = 0.05, batch_size: int = 64, val_frac: float = 0.1,
+                    num_heads: int = 4, seed: int = 0) -> ProbeResult:
+    ("Train an `AttentiveProbe` on frozen tokens (N, T, D); keep the best-validation epoch; "
+     "test accuracy in a `ProbeResult` (C = that epoch).")
     from sklearn.model_selection import train_test_split
     train_y, test_y = torch.as_tensor(train_y).long(), torch.as_tensor(test_y).long()
     if train_tokens.ndim != 3 or test_tokens.ndim != 3 or train_tokens.shape[2] != test_tokens.shape[2]:
-        raise ValueError(f"attentive_probe needs tokens (N, T, D) of one width, got {tuple(train_tokens.shape)} and {tuple(test_tokens.shape)}")
+        raise ValueError(f"attentive_probe needs tokens (N, T, D) of one width, "
+                         f"got {tuple(train_tokens.shape)} and {tuple(test_tokens.shape)}")
     tr, va = train_test_split(np.arange(len(train_y)), test_size=val_frac, random_state=seed, stratify=train_y.numpy())
     tr, va = torch.as_tensor(tr), torch.as_tensor(va)
     with torch.random.fork_rng(devices=[]):
@@ -314,27 +341,38 @@ def attentive_probe(train_tokens: torch.Tensor, train_y, test_tokens: torch.Tens
     return ProbeResult(test_acc, train_acc, float(best_ep), best, val_accs)
 
 # %% ../nbs/07_eval.ipynb #1cfa1d4e
-def timm_spec(encoder: str, *, timm_kwargs: dict | None = None, dataset: str = "", compare_checkpoints=()) -> str | None:
-    "The timm model name of an experiment's `encoder='timm:<name>'`; None for '' / 'checkpoint' (a 10_pretrain checkpoint). Parameters that do not fit the choice are errors."
+def timm_spec(encoder: str, *, timm_kwargs: dict | None = None, dataset: str = "",
+              compare_checkpoints=()) -> str | None:
+    ("The timm model name of an experiment's `encoder='timm:<name>'`; "
+     "None for '' / 'checkpoint' (a 10_pretrain checkpoint). Parameters that do not fit the choice are errors.")
     if encoder in ("", "checkpoint"):
         extra = [k for k, v in dict(timm_kwargs=timm_kwargs, dataset=dataset).items() if v]
-        if extra: raise ValueError(f"parameter(s) {extra} only apply to encoder='timm:<name>'; a 10_pretrain checkpoint brings its own architecture and data")
+        if extra:
+            raise ValueError(f"parameter(s) {extra} only apply to encoder='timm:<name>'; "
+                             f"a 10_pretrain checkpoint brings its own architecture and data")
         return None
     name = encoder.removeprefix("timm:")
     if not encoder.startswith("timm:") or not name:
-        raise ValueError(f"parameter 'encoder' must be '' (or 'checkpoint': a 10_pretrain checkpoint) or 'timm:<model name>', got {encoder!r}")
+        raise ValueError(f"parameter 'encoder' must be '' (or 'checkpoint': a 10_pretrain checkpoint) "
+                         f"or 'timm:<model name>', got {encoder!r}")
     if compare_checkpoints:
-        raise ValueError("parameter 'compare_checkpoints' needs encoder='' (10_pretrain checkpoints of the same data); a timm encoder is evaluated alone")
+        raise ValueError("parameter 'compare_checkpoints' needs encoder='' (10_pretrain checkpoints of the same data); "
+                         "a timm encoder is evaluated alone")
     import timm
-    if not timm.is_model(name): raise ValueError(f"parameter 'encoder': unknown timm model {name!r}; see timm.list_models('*vit*')")
+    if not timm.is_model(name):
+        raise ValueError(f"parameter 'encoder': unknown timm model {name!r}; see timm.list_models('*vit*')")
     return name
 
 
 def timm_experiment_encoder(name: str, checkpoint: str | Path = "", data: ImageData | None = None, *, seed: int = 0,
                             **kw) -> tuple[TimmEncoder, TimmEncoder, TimmInput]:
-    "(encoder, untrained twin, eval input) for `encoder='timm:<name>'`, as token encoders: weights from a local `checkpoint` file, else a random init (seed `seed`) built for `data`'s channels; the twin is the same architecture at init (seed `seed + 1`)."
+    ("(encoder, untrained twin, eval input) for `encoder='timm:<name>'`, as token encoders: "
+     "weights from a local `checkpoint` file, else a random init (seed `seed`) built for `data`'s channels; "
+     "the twin is the same architecture at init (seed `seed + 1`).")
     if not checkpoint:
-        if data is None: raise ValueError(f"a randomly initialised timm encoder ({name!r}, no checkpoint) needs `data` (the train split) for its channels and statistics")
+        if data is None:
+            raise ValueError(f"a randomly initialised timm encoder ({name!r}, no checkpoint) needs `data` "
+                             f"(the train split) for its channels and statistics")
         kw.setdefault("in_chans", data.images.shape[1])
     with torch.random.fork_rng(devices=[]):                    # seeded inits; the global RNG is untouched
         torch.manual_seed(seed)

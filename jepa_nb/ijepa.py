@@ -34,7 +34,8 @@ __all__ = ['IJEPAFields', 'IJEPA', 'ijepa_targets', 'ijepa_loss', 'position_mean
 class IJEPAFields(Config):
     loss: typing.Literal["smooth_l1", "l2"] = "smooth_l1"  # smooth_l1 (official code) or l2 (paper)
     pred_weight: float = 1.0                       # weight of the prediction loss (0 = SIGReg alone, the ablation)
-    sigreg_on: typing.Literal["context", "full"] = "full"  # SIGReg of the projected, pooled context tokens, or of the full image (one more forward)
+    # SIGReg of the projected, pooled context tokens, or of the full image (one more forward)
+    sigreg_on: typing.Literal["context", "full"] = "full"
 
     def _check(self) -> None:
         if self.pred_weight < 0: raise ConfigError(f"parameter 'pred_weight' must be >= 0, got {self.pred_weight}")
@@ -58,8 +59,8 @@ class IJEPA(PretrainMethod):
     @classmethod
     def build(cls, cfg, in_chans: int) -> "IJEPA":
         enc = build_encoder(cfg, in_chans)
-        pred = ViTPredictor(enc.grid_size, cfg.embed_dim, cfg.pred_emb_dim, cfg.pred_depth, cfg.pred_num_heads or cfg.num_heads,
-                            cfg.mlp_ratio)
+        pred = ViTPredictor(enc.grid_size, cfg.embed_dim, cfg.pred_emb_dim, cfg.pred_depth,
+                            cfg.pred_num_heads or cfg.num_heads, cfg.mlp_ratio)
         proj = Projector(cfg.embed_dim, cfg.proj_hidden, cfg.proj_dim) if cfg.sigreg_weight > 0 else None
         return cls(enc, pred, proj, loss=cfg.loss, pred_weight=cfg.pred_weight, sigreg_weight=cfg.sigreg_weight,
                    sigreg_on=cfg.sigreg_on, num_slices=cfg.num_slices, seed=cfg.seed, bf16=cfg.bf16)
@@ -71,12 +72,13 @@ class IJEPA(PretrainMethod):
 
     @classmethod
     def check_recipe(cls, cfg) -> None:
-        check_masker(lambda: build_masker(cfg, cfg.grid), cfg.grid, cfg.seed, where=f" (img_size {cfg.img_size} / patch_size {cfg.patch_size})")
+        check_masker(lambda: build_masker(cfg, cfg.grid), cfg.grid, cfg.seed,
+                     where=f" (img_size {cfg.img_size} / patch_size {cfg.patch_size})")
 
     @classmethod
     def loader(cls, cfg, data, transform, start: int, num_steps: int, pin_memory: bool = False):
-        return mask_loader(data, cfg.batch_size, build_masker(cfg, cfg.grid), seed=cfg.seed, transform=transform, start_step=start,
-                           num_steps=num_steps, num_workers=cfg.num_workers, pin_memory=pin_memory)
+        return mask_loader(data, cfg.batch_size, build_masker(cfg, cfg.grid), seed=cfg.seed, transform=transform,
+                           start_step=start, num_steps=num_steps, num_workers=cfg.num_workers, pin_memory=pin_memory)
 
     @classmethod
     def schedule(cls, cfg, step: int, total: int) -> dict:
@@ -98,7 +100,8 @@ def ijepa_targets(target_encoder: nn.Module, images: torch.Tensor, tgt_idx: list
 
 
 def _check_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> None:
-    if pred.shape != target.shape: raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} shapes differ")
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} shapes differ")
     if kind not in ("smooth_l1", "l2"): raise ValueError(f"unknown loss {kind!r}; choose 'smooth_l1' or 'l2'")
 
 
@@ -110,22 +113,26 @@ def ijepa_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "smooth_l1"
 # %% ../nbs/05b_ijepa.ipynb #ebc6e130
 def position_means(target: torch.Tensor, tgt_idx: list, num_patches: int) -> torch.Tensor:
     "The context-blind guess for each target token (K*B, T, D): the batch's mean target at its patch position."
-    idx = torch.cat([t for t in tgt_idx]).reshape(-1)                      # (K*B*T,) positions, block-major like `target`
+    # (K*B*T,) positions, block-major like `target`
+    idx = torch.cat([t for t in tgt_idx]).reshape(-1)
     flat = target.reshape(-1, target.shape[-1]).float()                    # (K*B*T, D)
     sums = torch.zeros(num_patches, flat.shape[1], device=flat.device).index_add_(0, idx, flat)   # (N, D)
     counts = torch.zeros(num_patches, device=flat.device).index_add_(0, idx, torch.ones_like(idx, dtype=flat.dtype))
-    all_sum_(sums), all_sum_(counts)                                       # under torchrun: the whole batch's positions (lesson 00)
+    # under torchrun: the whole batch's positions (lesson 00)
+    all_sum_(sums), all_sum_(counts)
     mean = sums / counts.clamp(min=1).unsqueeze(1)                         # (N, D) per-position mean target
     return mean[idx].view_as(target)
 
 
 def position_only_loss(target: torch.Tensor, tgt_idx: list, num_patches: int, kind: str = "smooth_l1") -> torch.Tensor:
-    "Loss of predicting each target token (K*B, T, D) by the batch's mean target at its patch position (a context-blind baseline)."
+    ("Loss of predicting each target token (K*B, T, D) by the batch's mean target at its patch position "
+     "(a context-blind baseline).")
     return ijepa_loss(position_means(target, tgt_idx, num_patches), target.float(), kind)
 
 # %% ../nbs/05b_ijepa.ipynb #75f5ea07
 def stroke_tokens(images: torch.Tensor, patch_size: int, threshold: float = 0.1) -> torch.Tensor:
-    "(B, N) bool, patches in row-major order: does a pixel rise above the image's darkest by > `threshold` of its range?"
+    ("(B, N) bool, patches in row-major order: "
+     "does a pixel rise above the image's darkest by > `threshold` of its range?")
     x = images.float().amax(dim=1, keepdim=True)                           # (B, 1, H, W): the brightest channel
     lo, hi = x.flatten(1).amin(1, keepdim=True), x.flatten(1).amax(1, keepdim=True)   # (B, 1)
     top = F.max_pool2d(x, patch_size).flatten(1)                           # (B, N) each patch's brightest pixel
@@ -136,13 +143,15 @@ def token_losses(pred: torch.Tensor, target: torch.Tensor, kind: str = "smooth_l
     "The loss of each token (K*B, T), averaged over its features (their mean over tokens is `ijepa_loss`)."
     _check_loss(pred, target, kind)
     pred, target = pred.float(), target.float()
-    per = F.smooth_l1_loss(pred, target, beta=1.0, reduction="none") if kind == "smooth_l1" else F.mse_loss(pred, target, reduction="none")
+    per = (F.smooth_l1_loss(pred, target, beta=1.0, reduction="none") if kind == "smooth_l1"
+           else F.mse_loss(pred, target, reduction="none"))
     return per.mean(dim=-1)
 
 
 def stroke_split(pred: torch.Tensor, target: torch.Tensor, tgt_idx: list, stroke: torch.Tensor, guess: torch.Tensor,
                  kind: str = "smooth_l1") -> dict:
-    "Prediction and position-only (`guess`: `position_means`) losses over target tokens with stroke and blank ones; the stroke share."
+    ("Prediction and position-only (`guess`: `position_means`) losses over target tokens with stroke and blank ones; "
+     "the stroke share.")
     on = torch.cat([stroke.gather(1, t) for t in tgt_idx]).float()         # (K*B, T), block-major like the targets
     losses = {"pred": token_losses(pred, target, kind), "pos_only": token_losses(guess, target, kind)}
     sums = torch.stack([torch.stack([(l * w).sum() for w in (on, 1 - on)]) for l in losses.values()])   # (2, 2)
@@ -155,16 +164,19 @@ def stroke_split(pred: torch.Tensor, target: torch.Tensor, tgt_idx: list, stroke
 # %% ../nbs/05b_ijepa.ipynb #78312915
 @patch
 def terms(self: IJEPA, batch: dict) -> dict:
-    "I-JEPA's loss terms on `batch`, with gradients: pred_loss and, when the model has a projector, sigreg; also pred and target."
+    ("I-JEPA's loss terms on `batch`, with gradients: pred_loss and, when the model has a projector, sigreg; "
+     "also pred and target.")
     imgs, ctx, tgt = batch["images"], batch["ctx_idx"], batch["tgt_idx"]
     target = ijepa_targets(self.target_encoder, imgs, tgt)                       # (K*B, T, D), no grad
     h = self.encoder(imgs, ctx)                                                 # (B, M, D)
     pred = self.predictor(h, ctx, tgt)                                          # (K*B, T, D)
     terms = {"pred_loss": ijepa_loss(pred.float(), target.float(), self.loss), "pred": pred, "target": target}
-    if self.projector is not None:                                              # anti-collapse on the online encoder (lesson 05a)
+    if self.projector is not None:      # anti-collapse on the online encoder (lesson 05a)
         pooled = (h if self.sigreg_on == "context" else self.encoder(imgs)).mean(dim=1)   # (B, D)
-        pooled = gather_rows(pooled)                                            # under torchrun: the whole batch (lesson 00)
-        terms["sigreg"] = sigreg(self.projector(pooled).float(), self.num_slices, make_generator(self.seed, SIGREG_STREAM, batch["step"]))
+        # under torchrun: the whole batch (lesson 00)
+        pooled = gather_rows(pooled)
+        terms["sigreg"] = sigreg(self.projector(pooled).float(), self.num_slices,
+                                 make_generator(self.seed, SIGREG_STREAM, batch["step"]))
     return terms
 
 
@@ -174,12 +186,16 @@ def forward(self: IJEPA, batch: dict) -> dict:
     imgs, tgt = batch["images"], batch["tgt_idx"]
     with self.autocast(imgs):
         t = self.terms(batch)
-        value = self.pred_weight * t["pred_loss"] + (self.sigreg_weight * t["sigreg"] if self.sigreg_weight > 0 else 0.0)
+        value = (self.pred_weight * t["pred_loss"]
+                 + (self.sigreg_weight * t["sigreg"] if self.sigreg_weight > 0 else 0.0))
     with torch.no_grad():
         target = t["target"]
-        guess = position_means(target, tgt, self.encoder.num_patches)          # the yardstick's guesses, for the whole and the split
-        split = stroke_split(t["pred"], target, tgt, stroke_tokens(imgs, self.encoder.patch_embed.patch_size), guess, self.loss)
-        return {"loss": value, "pred_loss": t["pred_loss"].detach(), "pos_only_loss": ijepa_loss(guess, target.float(), self.loss),
+        # the yardstick's guesses, for the whole and the split
+        guess = position_means(target, tgt, self.encoder.num_patches)
+        split = stroke_split(t["pred"], target, tgt, stroke_tokens(imgs, self.encoder.patch_embed.patch_size),
+                             guess, self.loss)
+        return {"loss": value, "pred_loss": t["pred_loss"].detach(),
+                "pos_only_loss": ijepa_loss(guess, target.float(), self.loss),
                 **({"sigreg": t["sigreg"].detach()} if self.sigreg_weight > 0 else {}), **split}
 
 # %% ../nbs/05b_ijepa.ipynb #10df1de2

@@ -39,7 +39,8 @@ def sum_log_sv(s: torch.Tensor, rtol: float, eps: float = 1e-6) -> tuple[torch.T
 # %% ../nbs/08_jepa_score.ipynb #98d2082d
 @contextlib.contextmanager
 def scoring_mode(encoder: nn.Module):
-    "Inside the block: eval mode, parameters frozen, explicit attention, autograd on; every mode and flag restored after."
+    ("Inside the block: eval mode, parameters frozen, explicit attention, autograd on; "
+     "every mode and flag restored after.")
     flags = [(p, p.requires_grad) for p in encoder.parameters()]
     try:
         for p, _ in flags: p.requires_grad_(False)
@@ -51,17 +52,19 @@ def scoring_mode(encoder: nn.Module):
 # %% ../nbs/08_jepa_score.ipynb #ba7d5a61
 def _check_images(x) -> None:
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
-        raise ValueError(f"expected images (B, C, H, W), got {type(x).__name__} of shape {tuple(getattr(x, 'shape', ()))}")
-    if len(x) == 0:   # the Jacobian's shape needs one forward pass, and an empty batch is almost always an upstream slip
-        raise ValueError(f"the batch is empty (0 images, shape {tuple(x.shape)}): there is nothing to score; check the split or filter that made it")
+        raise ValueError(f"expected images (B, C, H, W), got {type(x).__name__} "
+                         f"of shape {tuple(getattr(x, 'shape', ()))}")
+    if len(x) == 0:  # the Jacobian's shape needs one forward pass, and an empty batch is almost always an upstream slip
+        raise ValueError(f"the batch is empty (0 images, shape {tuple(x.shape)}): there is nothing to score; "
+                         f"check the split or filter that made it")
     if not x.is_floating_point():
         raise ValueError(f"expected float images (B, C, H, W), got dtype {x.dtype}; apply the model's transform first")
 
 
 def _check_embedding(y, B: int) -> None:
     if y.ndim != 2 or y.shape[0] != B:
-        raise ValueError(f"the encoder must map images (B, C, H, W) to embeddings (B, K); for {B} image(s) it returned shape "
-                         f"{tuple(y.shape)} (pool the tokens, e.g. PooledEncoder)")
+        raise ValueError(f"the encoder must map images (B, C, H, W) to embeddings (B, K); "
+                         f"for {B} image(s) it returned shape {tuple(y.shape)} (pool the tokens, e.g. PooledEncoder)")
 
 
 def _to_model(encoder, x):
@@ -70,18 +73,21 @@ def _to_model(encoder, x):
 
 # %% ../nbs/08_jepa_score.ipynb #fcd6ecf6
 def jacobian_naive(encoder, x: torch.Tensor) -> torch.Tensor:
-    "Per-image Jacobians (B, K, D) of the pooled embedding w.r.t. the pixels, one autograd.functional.jacobian call per image."
+    ("Per-image Jacobians (B, K, D) of the pooled embedding w.r.t. the pixels, "
+     "one autograd.functional.jacobian call per image.")
     _check_images(x)
     f = as_pooled(encoder)
     x = _to_model(f, x)
     with scoring_mode(f):
         _check_embedding(f(x[:1]), 1)
-        return torch.stack([torch.autograd.functional.jacobian(lambda xi: f(xi[None])[0], xi).flatten(1) for xi in x])  # (B, K, D)
+        return torch.stack([torch.autograd.functional.jacobian(lambda xi: f(xi[None])[0], xi).flatten(1)
+                            for xi in x])  # (B, K, D)
 
 
 def score_jacobians(J: torch.Tensor, eps: float = 1e-6, rtol: float | None = None) -> torch.Tensor:
     "Σ log max(σ, eps) over the numerical rank of each Jacobian J (B, R, D), singular values in float64: (B,)."
-    return sum_log_sv(torch.linalg.svdvals(J.double()), rank_rtol(*J.shape[1:], J.dtype) if rtol is None else rtol, eps)[0]
+    return sum_log_sv(torch.linalg.svdvals(J.double()),
+                      rank_rtol(*J.shape[1:], J.dtype) if rtol is None else rtol, eps)[0]
 
 
 def jepa_score_naive(encoder, x: torch.Tensor, eps: float = 1e-6, rtol: float | None = None) -> torch.Tensor:
@@ -97,7 +103,8 @@ def _rows_vjp(f, x, V):
     x = x.detach().clone().requires_grad_(True)
     y = f(x)                                                                   # (B, K)
     _check_embedding(y, len(x))
-    if not y.requires_grad: raise ValueError("the encoder output does not depend on its input through autograd (detached?)")
+    if not y.requires_grad:
+        raise ValueError("the encoder output does not depend on its input through autograd (detached?)")
     out = x.new_empty(len(x), len(V), x[0].numel())                            # (B, R, D)
     for r in range(len(V)):
         g, = torch.autograd.grad(y, x, V[r].to(y.dtype).expand_as(y), retain_graph=r < len(V) - 1, allow_unused=True)
@@ -127,7 +134,8 @@ def _embed_dim(f, x) -> int:
 
 
 def _row_chunks(f, x, make_V, chunk_size, rows=_rows_vjp, progress: bool | None = False, desc: str | None = None):
-    "Inside `scoring_mode`: yield the rows V J (b, R, D) chunk by chunk, V = make_V(K) (R, K) for the embedding width K."
+    ("Inside `scoring_mode`: yield the rows V J (b, R, D) chunk by chunk, "
+     "V = make_V(K) (R, K) for the embedding width K.")
     with scoring_mode(f):
         V = make_V(_embed_dim(f, x))
         for sl in progress_bar(_chunks(len(x), chunk_size), progress, desc=desc, unit="chunk"): yield rows(f, x[sl], V)
@@ -135,13 +143,15 @@ def _row_chunks(f, x, make_V, chunk_size, rows=_rows_vjp, progress: bool | None 
 # %% ../nbs/08_jepa_score.ipynb #3c7872fe
 def batched_jacobian(encoder, x: torch.Tensor, directions: torch.Tensor | None = None, *, chunk_size: int | None = None,
                      route: str = "vjp") -> torch.Tensor:
-    "Jacobians (B, K, D) of the pooled embedding, or QᵀJ (B, p, D) for `directions` Q (K, p); batched over images per chunk."
+    ("Jacobians (B, K, D) of the pooled embedding, or QᵀJ (B, p, D) for `directions` Q (K, p); "
+     "batched over images per chunk.")
     _check_images(x)
     if route not in ("vjp", "vmap"): raise ValueError(f"unknown route {route!r}; choose 'vjp' or 'vmap'")
     f = as_pooled(encoder)
     x = _to_model(f, x)
     rows = _rows_vjp if route == "vjp" else _rows_vmap
-    V = (lambda K: torch.eye(K, dtype=x.dtype, device=x.device)) if directions is None else (lambda K: _check_directions(directions, K).T.to(x))
+    V = ((lambda K: torch.eye(K, dtype=x.dtype, device=x.device)) if directions is None
+         else (lambda K: _check_directions(directions, K).T.to(x)))
     return torch.cat(list(_row_chunks(f, x, V, chunk_size, rows)))
 
 
@@ -171,25 +181,31 @@ def _score_rows(rows: torch.Tensor, method: str, eps: float, rtol: float | None)
 
 
 def jepa_score(encoder, x: torch.Tensor, method: str = "exact", p: int | None = None, eps: float = 1e-6,
-               chunk_size: int | None = None, *, seed: int = 0, rtol: float | None = None, progress: bool | None = None) -> torch.Tensor:
-    "JEPA-SCORE (B,) float64: Σ log σ_k of each image's Jacobian over its numerical rank (`exact`, `gram64`), or of QᵀJ (`sketch`, approximate)."
+               chunk_size: int | None = None, *, seed: int = 0, rtol: float | None = None,
+               progress: bool | None = None) -> torch.Tensor:
+    ("JEPA-SCORE (B,) float64: Σ log σ_k of each image's Jacobian over its numerical rank (`exact`, `gram64`), "
+     "or of QᵀJ (`sketch`, approximate).")
     if method not in METHODS: raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
-    if method == "sketch" and p is None: raise ValueError("method='sketch' needs p, the number of random directions (e.g. p=32)")
+    if method == "sketch" and p is None:
+        raise ValueError("method='sketch' needs p, the number of random directions (e.g. p=32)")
     if method != "sketch" and p is not None: raise ValueError(f"p={p} is only used by method='sketch', not {method!r}")
     _check_images(x)
     f = as_pooled(encoder)
     x = _to_model(f, x)
-    V = (lambda K: random_directions(K, p, seed, x.dtype).T.to(x.device)) if method == "sketch" else (lambda K: torch.eye(K, dtype=x.dtype, device=x.device))
+    V = ((lambda K: random_directions(K, p, seed, x.dtype).T.to(x.device)) if method == "sketch"
+         else (lambda K: torch.eye(K, dtype=x.dtype, device=x.device)))
     chunks = _row_chunks(f, x, V, chunk_size, progress=progress, desc=f"jepa_score ({method})")
     return torch.cat([_score_rows(rows, method, eps, rtol) for rows in chunks]).cpu()
 
 # %% ../nbs/08_jepa_score.ipynb #f674d981
 def auroc(scores_in, scores_out) -> float:
-    "AUROC for telling out- from in-distribution with anomaly scores (higher = more anomalous): P(out > in) + ½ P(tie), by scikit-learn."
+    ("AUROC for telling out- from in-distribution with anomaly scores (higher = more anomalous): "
+     "P(out > in) + ½ P(tie), by scikit-learn.")
     from sklearn.metrics import roc_auc_score
     a, b = (np.asarray(torch.as_tensor(v).double().cpu()).ravel() for v in (scores_in, scores_out))
     if not len(a) or not len(b): raise ValueError(f"auroc needs scores on both sides, got {len(a)} in and {len(b)} out")
-    return float(roc_auc_score(np.r_[np.zeros(len(a)), np.ones(len(b))], np.concatenate([a, b])))   # OOD = the positive class
+    # OOD = the positive class
+    return float(roc_auc_score(np.r_[np.zeros(len(a)), np.ones(len(b))], np.concatenate([a, b])))
 
 # %% ../nbs/08_jepa_score.ipynb #b5b44c56
 def knn_distance_score(train_features: torch.Tensor, features: torch.Tensor, k: int = 10) -> torch.Tensor:
@@ -202,7 +218,8 @@ def knn_distance_score(train_features: torch.Tensor, features: torch.Tensor, k: 
 
 def mahalanobis_score(train_features: torch.Tensor, features: torch.Tensor, train_labels: torch.Tensor | None = None,
                       reg: float = 1e-6) -> torch.Tensor:
-    "Anomaly score: min over classes of the squared Mahalanobis distance, class means + shared covariance fit on train features (Lee et al. 2018)."
+    ("Anomaly score: min over classes of the squared Mahalanobis distance, "
+     "class means + shared covariance fit on train features (Lee et al. 2018).")
     tr, f = train_features.double(), features.double()
     y = torch.zeros(len(tr), dtype=torch.long) if train_labels is None else torch.as_tensor(train_labels).long()
     if y.shape != (len(tr),): raise ValueError(f"train_labels must be ({len(tr)},), got {tuple(y.shape)}")
@@ -221,7 +238,8 @@ def plot_score_hist(scores: Mapping[str, torch.Tensor], ax=None, xlabel: str = "
     if ax is None: _, ax = plt.subplots(figsize=(5.5, 3.2))
     allv = torch.cat([torch.as_tensor(v).double().flatten() for v in scores.values()])
     bins = np.linspace(float(allv.min()), float(allv.max()), 30)
-    for name, v in scores.items(): ax.hist(np.asarray(torch.as_tensor(v).double()), bins=bins, alpha=0.5, density=True, label=name)
+    for name, v in scores.items():
+        ax.hist(np.asarray(torch.as_tensor(v).double()), bins=bins, alpha=0.5, density=True, label=name)
     ax.set(xlabel=xlabel, ylabel="density", title=title); ax.legend(fontsize=8)
     return ax.figure
 
@@ -229,11 +247,13 @@ def plot_score_hist(scores: Mapping[str, torch.Tensor], ax=None, xlabel: str = "
 def nuisance_invariant_score(encoder, x: torch.Tensor, transform: Callable, n_views: int = 8, *, method: str = "exact",
                              p: int | None = None, eps: float = 1e-6, chunk_size: int | None = None, seed: int = 0,
                              progress: bool | None = None) -> torch.Tensor:
-    "-log mean_v exp(-score(transform(x))) over `n_views` augmented views (logsumexp); view v uses make_generator(seed, v)."
+    ("-log mean_v exp(-score(transform(x))) over `n_views` augmented views (logsumexp); "
+     "view v uses make_generator(seed, v).")
     if n_views < 1: raise ValueError(f"n_views must be >= 1, got {n_views}")
-    views = progress_bar(range(n_views), progress, desc="nuisance_invariant_score", unit="view")   # one bar, over the views
-    S = torch.stack([jepa_score(encoder, transform(x, generator=make_generator(seed, v)), method, p, eps, chunk_size, seed=seed,
-                                progress=False) for v in views])                  # (V, B)
+    # one bar, over the views
+    views = progress_bar(range(n_views), progress, desc="nuisance_invariant_score", unit="view")
+    S = torch.stack([jepa_score(encoder, transform(x, generator=make_generator(seed, v)), method, p, eps, chunk_size,
+                                seed=seed, progress=False) for v in views])                  # (V, B)
     return -(torch.logsumexp(-S, dim=0) - math.log(n_views))
 
 # %% ../nbs/08_jepa_score.ipynb #f81f27f1
@@ -241,30 +261,35 @@ def plot_curation_grid(images: torch.Tensor, scores: torch.Tensor, labels: torch
     "One row per class: its `n` highest-scoring (most likely) images, then its `n` lowest-scoring; returns the figure."
     import matplotlib.pyplot as plt
     scores, labels = torch.as_tensor(scores).double().cpu(), torch.as_tensor(labels).long().cpu()
-    if not len(images) == len(scores) == len(labels): raise ValueError(f"images, scores and labels differ in length: {len(images)}, {len(scores)}, {len(labels)}")
+    if not len(images) == len(scores) == len(labels):
+        raise ValueError(f"images, scores and labels differ in length: {len(images)}, {len(scores)}, {len(labels)}")
     cls = labels.unique().tolist()
     fig, axes = plt.subplots(len(cls), 2 * n, figsize=(1.1 * 2 * n, 1.15 * len(cls)), squeeze=False)
     for r, c in enumerate(cls):
         idx = torch.nonzero(labels == c).flatten()
         order = idx[scores[idx].argsort(descending=True)]
-        top, bottom = order[:n].tolist(), order[max(len(order) - n, 0):].tolist()   # most likely first, least likely last
+        # most likely first, least likely last
+        top, bottom = order[:n].tolist(), order[max(len(order) - n, 0):].tolist()
         for j, i in enumerate(top + [None] * (2 * n - len(top) - len(bottom)) + bottom):
             ax = axes[r, j]; ax.axis("off")
             if i is None: continue
             img = images[i].permute(1, 2, 0).cpu().numpy()
             ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
             ax.set_title(f"{float(scores[i]):.1f}", fontsize=7)
-        axes[r, 0].text(-0.3, 0.5, str(classes[c]) if classes is not None else str(c), transform=axes[r, 0].transAxes, ha="right", va="center")
+        axes[r, 0].text(-0.3, 0.5, str(classes[c]) if classes is not None else str(c), transform=axes[r, 0].transAxes,
+                        ha="right", va="center")
     fig.suptitle(f"most likely (left {n}) … least likely (right {n}) per class", fontsize=9)
     fig.tight_layout()
     return fig
 
 # %% ../nbs/08_jepa_score.ipynb #850e5b75
 def rarity_correlation(scores: torch.Tensor, log_freq) -> float:
-    "Spearman rank correlation between scores and the true log-frequency (a tensor, or an ImageData with meta['log_freq'])."
+    ("Spearman rank correlation between scores and the true log-frequency "
+     "(a tensor, or an ImageData with meta['log_freq']).")
     from scipy.stats import spearmanr
     if isinstance(log_freq, ImageData):
-        if "log_freq" not in log_freq.meta: raise ValueError(f"{log_freq!r} has no meta['log_freq'] (use the 'shapes' dataset)")
+        if "log_freq" not in log_freq.meta:
+            raise ValueError(f"{log_freq!r} has no meta['log_freq'] (use the 'shapes' dataset)")
         log_freq = log_freq.meta["log_freq"]
     a, b = torch.as_tensor(scores).double().cpu(), torch.as_tensor(log_freq).double().cpu()
     if a.shape != b.shape: raise ValueError(f"scores {tuple(a.shape)} and log_freq {tuple(b.shape)} differ in shape")

@@ -36,28 +36,34 @@ def _ep_quadrature(t_max: float, knots: int, device=None, dtype=torch.float32) -
 
 def epps_pulley(x: torch.Tensor, t_max: float = 3.0, knots: int = 17) -> torch.Tensor:
     "Epps-Pulley normality statistic of each column of `x` (N, M) against N(0, 1): a tensor (M,)."
-    if x.ndim != 2 or len(x) < 2: raise ValueError(f"epps_pulley expects samples (N >= 2, M), got shape {tuple(x.shape)}")
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"epps_pulley expects samples (N >= 2, M), got shape {tuple(x.shape)}")
     t, w = _ep_quadrature(t_max, knots, x.device, x.dtype)
     xt = x.unsqueeze(-1) * t                                  # (N, M, knots)
     err = (xt.cos().mean(0) - torch.exp(-t ** 2 / 2)) ** 2 + xt.sin().mean(0) ** 2   # (M, knots)
     return len(x) * (err @ w)                                 # (M,)
 
 # %% ../nbs/05a_lejepa.ipynb #b6618c86
-def random_directions(dim: int, num: int, generator: torch.Generator | None = None, device=None, dtype=torch.float32) -> torch.Tensor:
-    "`num` random unit vectors in R^dim as the columns of a (dim, num) matrix (drawn on the CPU, so a seed means the same on every device)."
+def random_directions(dim: int, num: int, generator: torch.Generator | None = None, device=None,
+                      dtype=torch.float32) -> torch.Tensor:
+    ("`num` random unit vectors in R^dim as the columns of a (dim, num) matrix "
+     "(drawn on the CPU, so a seed means the same on every device).")
     a = torch.randn(dim, num, generator=generator, dtype=torch.float32)
     return (a / a.norm(dim=0, keepdim=True)).to(device=device, dtype=dtype)
 
 
-def sigreg(z: torch.Tensor, num_slices: int = 256, generator: torch.Generator | None = None, *, directions: torch.Tensor | None = None,
-           t_max: float = 3.0, knots: int = 17) -> torch.Tensor:
-    "SIGReg of embeddings `z` (N, K): the mean Epps-Pulley statistic of z projected on `num_slices` random unit directions."
-    if z.ndim != 2: raise ValueError(f"sigreg expects embeddings (N, K), got shape {tuple(z.shape)}; pool or flatten tokens first")
+def sigreg(z: torch.Tensor, num_slices: int = 256, generator: torch.Generator | None = None, *,
+           directions: torch.Tensor | None = None, t_max: float = 3.0, knots: int = 17) -> torch.Tensor:
+    ("SIGReg of embeddings `z` (N, K): "
+     "the mean Epps-Pulley statistic of z projected on `num_slices` random unit directions.")
+    if z.ndim != 2:
+        raise ValueError(f"sigreg expects embeddings (N, K), got shape {tuple(z.shape)}; pool or flatten tokens first")
     if len(z) < 2: raise ValueError(f"sigreg needs at least 2 samples, got {len(z)}")
     if directions is None:
         if num_slices < 1: raise ValueError(f"num_slices must be >= 1, got {num_slices}")
         directions = random_directions(z.shape[1], num_slices, generator, z.device, z.dtype)
-    if directions.shape[0] != z.shape[1]: raise ValueError(f"directions {tuple(directions.shape)} do not match embeddings of width {z.shape[1]}")
+    if directions.shape[0] != z.shape[1]:
+        raise ValueError(f"directions {tuple(directions.shape)} do not match embeddings of width {z.shape[1]}")
     return epps_pulley(z @ directions, t_max, knots).mean()
 
 # %% ../nbs/05a_lejepa.ipynb #444da549
@@ -70,13 +76,15 @@ class Projector(nn.Sequential):
 
 def invariance_loss(z: torch.Tensor) -> torch.Tensor:
     "Mean squared deviation of each view's projection from the mean over views; z (V, B, P)."
-    if z.ndim != 3 or z.shape[0] < 2: raise ValueError(f"invariance_loss expects projections (V >= 2, B, P), got shape {tuple(z.shape)}")
+    if z.ndim != 3 or z.shape[0] < 2:
+        raise ValueError(f"invariance_loss expects projections (V >= 2, B, P), got shape {tuple(z.shape)}")
     return (z - z.mean(0)).square().mean()
 
 
 def lejepa_loss(z: torch.Tensor, sigreg_weight: float = 0.05, num_slices: int = 256,
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
-    "(1 - λ) invariance + λ mean-over-views SIGReg of projections z (V, B, P); returns the loss and its two parts (floats)."
+    ("(1 - λ) invariance + λ mean-over-views SIGReg of projections z (V, B, P); "
+     "returns the loss and its two parts (floats).")
     if not 0 <= sigreg_weight <= 1: raise ValueError(f"sigreg_weight (λ) must be in [0, 1], got {sigreg_weight}")
     inv = invariance_loss(z)
     A = random_directions(z.shape[-1], num_slices, generator, z.device, z.dtype)   # the same directions for every view
@@ -86,12 +94,14 @@ def lejepa_loss(z: torch.Tensor, sigreg_weight: float = 0.05, num_slices: int = 
 # %% ../nbs/05a_lejepa.ipynb #77189c3c
 @dataclasses.dataclass(frozen=True)
 class SIGRegFields(Config):
-    sigreg_weight: float = 0.0                     # λ. I-JEPA: loss + λ·SIGReg (0 = the paper's I-JEPA); LeJEPA: (1-λ)·invariance + λ·SIGReg
+    # λ. I-JEPA: loss + λ·SIGReg (0 = the paper's I-JEPA); LeJEPA: (1-λ)·invariance + λ·SIGReg
+    sigreg_weight: float = 0.0
     num_slices: int = 256                          # random directions per step
 
     def _check(self) -> None:
         if self.num_slices < 1: raise ConfigError(f"parameter 'num_slices' must be >= 1, got {self.num_slices}")
-        if self.sigreg_weight < 0: raise ConfigError(f"parameter 'sigreg_weight' must be >= 0, got {self.sigreg_weight}")
+        if self.sigreg_weight < 0:
+            raise ConfigError(f"parameter 'sigreg_weight' must be >= 0, got {self.sigreg_weight}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,14 +119,17 @@ class ViewFields(Config):
     num_views: int = 2                             # LeJEPA, VICReg: random crops per image
 
     def _check(self) -> None:
-        if self.num_views < 2: raise ConfigError(f"parameter 'num_views' must be >= 2 (views to agree), got {self.num_views}")
+        if self.num_views < 2:
+            raise ConfigError(f"parameter 'num_views' must be >= 2 (views to agree), got {self.num_views}")
 
 # %% ../nbs/05a_lejepa.ipynb #921a99d0
-def project_views(encoder: nn.Module, projector: nn.Module, views: torch.Tensor, num_views: int) -> tuple[torch.Tensor, torch.Tensor]:
+def project_views(encoder: nn.Module, projector: nn.Module, views: torch.Tensor,
+                  num_views: int) -> tuple[torch.Tensor, torch.Tensor]:
     "Views (V*B, C, H, W), view-major -> projections (V, B, P) and mean-pooled embeddings (V, B, D) of the whole batch."
     if len(views) % num_views: raise ValueError(f"{len(views)} images do not split into {num_views} views")
     emb = encoder(views).mean(dim=1)                             # (V*B, D)
-    emb = gather_rows(emb.view(num_views, -1, emb.shape[-1]), dim=1).flatten(0, 1)   # under torchrun: every process's images (lesson 00)
+    # under torchrun: every process's images (lesson 00)
+    emb = gather_rows(emb.view(num_views, -1, emb.shape[-1]), dim=1).flatten(0, 1)
     z = projector(emb)                                           # (V*B, P): BatchNorm and the loss see the whole batch
     return z.view(num_views, -1, z.shape[-1]), emb.view(num_views, -1, emb.shape[-1])
 
@@ -130,18 +143,20 @@ class LeJEPA(PretrainMethod):
                  num_slices: int = 256, seed: int = 0, bf16: bool = False):
         super().__init__()
         self.encoder, self.projector = encoder, projector
-        self.num_views, self.sigreg_weight, self.num_slices, self.seed, self.bf16 = num_views, sigreg_weight, num_slices, seed, bf16
+        self.num_views, self.sigreg_weight, self.num_slices, self.seed, self.bf16 = (
+            num_views, sigreg_weight, num_slices, seed, bf16)
 
     @classmethod
     def build(cls, cfg, in_chans: int) -> "LeJEPA":
-        return cls(build_encoder(cfg, in_chans), Projector(cfg.embed_dim, cfg.proj_hidden, cfg.proj_dim), num_views=cfg.num_views,
-                   sigreg_weight=cfg.sigreg_weight, num_slices=cfg.num_slices, seed=cfg.seed, bf16=cfg.bf16)
+        return cls(build_encoder(cfg, in_chans), Projector(cfg.embed_dim, cfg.proj_hidden, cfg.proj_dim),
+                   num_views=cfg.num_views, sigreg_weight=cfg.sigreg_weight, num_slices=cfg.num_slices, seed=cfg.seed,
+                   bf16=cfg.bf16)
 
     @classmethod
     def check_config(cls, cfg) -> None:
         if not 0 < cfg.sigreg_weight <= 1:
-            raise ConfigError(f"method 'lejepa' needs sigreg_weight > 0 and <= 1 (LeJEPA's λ, e.g. 0.05; without SIGReg its views "
-                              f"collapse), got {cfg.sigreg_weight}")
+            raise ConfigError(f"method 'lejepa' needs sigreg_weight > 0 and <= 1 "
+                              f"(LeJEPA's λ, e.g. 0.05; without SIGReg its views collapse), got {cfg.sigreg_weight}")
 
     @classmethod
     def loader(cls, cfg, data, transform, start: int, num_steps: int, pin_memory: bool = False):
@@ -160,7 +175,8 @@ class LeJEPA(PretrainMethod):
         views = batch["images"]
         with self.autocast(views):
             z, _ = self.project(views)
-        loss, parts = lejepa_loss(z.float(), self.sigreg_weight, self.num_slices, make_generator(self.seed, SIGREG_STREAM, batch["step"]))
+        loss, parts = lejepa_loss(z.float(), self.sigreg_weight, self.num_slices,
+                                  make_generator(self.seed, SIGREG_STREAM, batch["step"]))
         return {"loss": loss, **parts}
 
 # %% ../nbs/05a_lejepa.ipynb #d2d6b617
@@ -171,18 +187,21 @@ class ViewCollator:
     "Batch of uint8 images -> {'images': (V*B, C, H, W) view-major crops, 'labels', 'step'}."
     def __init__(self, transform, num_views: int = 2, seed: int = 0):
         if num_views < 2: raise ValueError(f"LeJEPA needs num_views >= 2, got {num_views}")
-        if transform is None or not getattr(transform, "train", False): raise ValueError("ViewCollator needs a training Transform (random crops)")
+        if transform is None or not getattr(transform, "train", False):
+            raise ValueError("ViewCollator needs a training Transform (random crops)")
         self.transform, self.num_views, self.seed = transform, num_views, seed
 
     def __call__(self, batch: dict) -> dict:
         step = batch["step"]
-        views = [self.transform(batch["images"], make_generator(self.seed, VIEW_STREAM, step, v)) for v in range(self.num_views)]
+        views = [self.transform(batch["images"], make_generator(self.seed, VIEW_STREAM, step, v))
+                 for v in range(self.num_views)]
         return {"images": torch.cat(views), "labels": batch["labels"], "step": step}
 
 
 def view_loader(data: ImageData, batch_size: int, transform, *, num_views: int = 2, seed: int = 0, start_step: int = 0,
-                num_steps: int | None = None, num_workers: int = 0, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+                num_steps: int | None = None, num_workers: int = 0,
+                pin_memory: bool = False) -> torch.utils.data.DataLoader:
     "A DataLoader of multi-view batches, each a pure function of (seed, step); default: one epoch."
     sampler = StepBatchSampler(len(data), batch_size, seed, start_step, num_steps)
-    return torch.utils.data.DataLoader(IndexedImages(data), batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
-                                       collate_fn=ViewCollator(transform, num_views, seed))
+    return torch.utils.data.DataLoader(IndexedImages(data), batch_sampler=sampler, num_workers=num_workers,
+                                       pin_memory=pin_memory, collate_fn=ViewCollator(transform, num_views, seed))

@@ -24,7 +24,8 @@ __all__ = ['patchify', 'unpatchify', 'pixel_targets', 'mae_loss', 'MAEDecoder', 
 
 # %% ../nbs/05c_mae.ipynb #a279a1dd
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
-    "Images (B, C, H, W) -> patches (B, N, p*p*C), N in the encoder's row-major token order; each patch laid out (p, p, C)."
+    ("Images (B, C, H, W) -> patches (B, N, p*p*C), N in the encoder's row-major token order; "
+     "each patch laid out (p, p, C).")
     if images.ndim != 4: raise ValueError(f"patchify expects images (B, C, H, W), got {tuple(images.shape)}")
     B, C, H, W = images.shape
     p = patch_size
@@ -44,22 +45,27 @@ def unpatchify(patches: torch.Tensor, patch_size: int, channels: int, grid: tupl
 
 
 def pixel_targets(images: torch.Tensor, patch_size: int, norm_pix: bool = True, eps: float = 1e-6) -> torch.Tensor:
-    "MAE's regression targets (B, N, p*p*C): the patches, each normalised by its own mean and (unbiased) variance when `norm_pix`."
+    ("MAE's regression targets (B, N, p*p*C): the patches, "
+     "each normalised by its own mean and (unbiased) variance when `norm_pix`.")
     t = patchify(images, patch_size)
     if not norm_pix: return t
     return (t - t.mean(-1, keepdim=True)) / (t.var(-1, keepdim=True) + eps).sqrt()
 
 # %% ../nbs/05c_mae.ipynb #8c317a6a
-def mae_loss(pred: torch.Tensor, images: torch.Tensor, mask_idx: torch.Tensor, patch_size: int, norm_pix: bool = True) -> torch.Tensor:
-    "Mean squared error of `pred` (B, T, p*p*C) against the (normalised) pixels of the masked patches `mask_idx` (B, T)."
+def mae_loss(pred: torch.Tensor, images: torch.Tensor, mask_idx: torch.Tensor, patch_size: int,
+             norm_pix: bool = True) -> torch.Tensor:
+    ("Mean squared error of `pred` (B, T, p*p*C) "
+     "against the (normalised) pixels of the masked patches `mask_idx` (B, T).")
     target = apply_masks(pixel_targets(images, patch_size, norm_pix), mask_idx)   # (B, T, p*p*C)
     if pred.shape != target.shape:
-        raise ValueError(f"prediction {tuple(pred.shape)} does not match the masked patches {tuple(target.shape)} (B, T, p*p*C)")
+        raise ValueError(f"prediction {tuple(pred.shape)} does not match "
+                         f"the masked patches {tuple(target.shape)} (B, T, p*p*C)")
     return F.mse_loss(pred.float(), target.float())
 
 # %% ../nbs/05c_mae.ipynb #3e7df466
 class MAEDecoder(ViTPredictor):
-    "MAE's light decoder: encoded visible tokens (B, M, D), their indices (B, M), masked indices (B, T) -> pixels (B, T, out_dim)."
+    ("MAE's light decoder: encoded visible tokens (B, M, D), their indices (B, M), "
+     "masked indices (B, T) -> pixels (B, T, out_dim).")
     def __init__(self, grid_size, embed_dim: int, out_dim: int, dec_dim: int = 64, depth: int = 2, num_heads: int = 4,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True):
         super().__init__(grid_size, embed_dim, dec_dim, depth, num_heads, mlp_ratio, qkv_bias)
@@ -68,7 +74,8 @@ class MAEDecoder(ViTPredictor):
         nn.init.trunc_normal_(self.predictor_proj.weight, std=0.02); nn.init.zeros_(self.predictor_proj.bias)
 
     def forward(self, ctx: torch.Tensor, ctx_idx: torch.Tensor, mask_idx: torch.Tensor) -> torch.Tensor:
-        if not isinstance(mask_idx, torch.Tensor): raise ValueError("MAEDecoder takes one (B, T) tensor of masked positions")
+        if not isinstance(mask_idx, torch.Tensor):
+            raise ValueError("MAEDecoder takes one (B, T) tensor of masked positions")
         return super().forward(ctx, ctx_idx, [mask_idx])                   # (B, T, out_dim)
 
 # %% ../nbs/05c_mae.ipynb #1fc70f7a
@@ -78,7 +85,8 @@ class MAEFields(Config):
     norm_pix: bool = True                          # MAE: per-patch normalised pixel targets (paper: yes)
 
     def _check(self) -> None:
-        if not 0 < self.mask_ratio < 1: raise ConfigError(f"parameter 'mask_ratio' must be in (0, 1), got {self.mask_ratio}")
+        if not 0 < self.mask_ratio < 1:
+            raise ConfigError(f"parameter 'mask_ratio' must be in (0, 1), got {self.mask_ratio}")
 
 
 class MAE(PretrainMethod):
@@ -92,7 +100,8 @@ class MAE(PretrainMethod):
 
     @classmethod
     def build(cls, cfg, in_chans: int) -> "MAE":
-        mae = build_mae(build_encoder(cfg, in_chans), cfg.pred_emb_dim, cfg.pred_depth, cfg.pred_num_heads or cfg.num_heads, cfg.mlp_ratio)
+        mae = build_mae(build_encoder(cfg, in_chans), cfg.pred_emb_dim, cfg.pred_depth,
+                        cfg.pred_num_heads or cfg.num_heads, cfg.mlp_ratio)
         mae.norm_pix, mae.bf16 = cfg.norm_pix, cfg.bf16
         return mae
 
@@ -101,7 +110,8 @@ class MAE(PretrainMethod):
 
     @classmethod
     def check_recipe(cls, cfg) -> None:
-        check_masker(lambda: cls.masker(cfg), cfg.grid, cfg.seed, where=f" (img_size {cfg.img_size} / patch_size {cfg.patch_size})")
+        check_masker(lambda: cls.masker(cfg), cfg.grid, cfg.seed,
+                     where=f" (img_size {cfg.img_size} / patch_size {cfg.patch_size})")
 
     @classmethod
     def loader(cls, cfg, data, transform, start: int, num_steps: int, pin_memory: bool = False):
@@ -112,11 +122,13 @@ class MAE(PretrainMethod):
     def describe(cls, cfg) -> str: return f", masker {cls.masker(cfg)}"
 
     def predict(self, images: torch.Tensor, keep_idx: torch.Tensor, mask_idx: torch.Tensor) -> torch.Tensor:
-        "Images (B, C, H, W), visible (B, M) and masked (B, T) indices -> predicted pixels of the masked patches (B, T, p*p*C)."
+        ("Images (B, C, H, W), visible (B, M) and masked (B, T) indices "
+         "-> predicted pixels of the masked patches (B, T, p*p*C).")
         return self.decoder(self.encoder(images, keep_idx), keep_idx, mask_idx)
 
     def forward(self, batch: dict) -> dict:
-        "The losses on a `mask_loader` batch: the loss (= pred_loss) and the position-only yardstick of the same targets."
+        ("The losses on a `mask_loader` batch: "
+         "the loss (= pred_loss) and the position-only yardstick of the same targets.")
         imgs, keep, masked = batch["images"], batch["ctx_idx"], batch["tgt_idx"][0]
         p = self.encoder.patch_embed.patch_size
         with self.autocast(imgs):
@@ -135,8 +147,10 @@ def build_mae(encoder: nn.Module, dec_dim: int = 64, depth: int = 2, num_heads: 
 
 # %% ../nbs/05c_mae.ipynb #9efd10bc
 @torch.no_grad()
-def mae_reconstruct(model: MAE, images: torch.Tensor, keep_idx: torch.Tensor, mask_idx: torch.Tensor, norm_pix: bool = True) -> torch.Tensor:
-    "Images (B, C, H, W) with the masked patches replaced by the model's prediction (un-normalised with the true patch statistics)."
+def mae_reconstruct(model: MAE, images: torch.Tensor, keep_idx: torch.Tensor, mask_idx: torch.Tensor,
+                    norm_pix: bool = True) -> torch.Tensor:
+    ("Images (B, C, H, W) with the masked patches replaced by the model's prediction "
+     "(un-normalised with the true patch statistics).")
     p = model.encoder.patch_embed.patch_size
     pred = model.predict(images, keep_idx, mask_idx).float()                        # (B, T, P)
     patches = patchify(images, p).float()                                  # (B, N, P)

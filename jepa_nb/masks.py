@@ -65,31 +65,38 @@ class _Masker:
 
 # %% ../nbs/02_masks.ipynb #05b30abf
 class MultiBlockMasker(_Masker):
-    "I-JEPA multi-block masking (paper values, official flaws fixed); `masker(g)` -> `MaskSample`, `sample_batch(B, g)` for a batch."
+    ("I-JEPA multi-block masking (paper values, official flaws fixed); `masker(g)` -> `MaskSample`, "
+     "`sample_batch(B, g)` for a batch.")
     def __init__(self, grid, enc_mask_scale=(0.85, 1.0), pred_mask_scale=(0.15, 0.2), aspect_ratio=(0.75, 1.5),
                  num_pred_masks: int = 4, min_keep: int = 10, allow_overlap: bool = False, max_tries: int = 100):
         super().__init__(grid)
         self.enc_mask_scale = _check_range("enc_mask_scale", enc_mask_scale, 0.0, 1.0)
         self.pred_mask_scale = _check_range("pred_mask_scale", pred_mask_scale, 0.0, 1.0)
         self.aspect_ratio = _check_range("aspect_ratio", aspect_ratio, 0.0, math.inf)
-        if not isinstance(num_pred_masks, int) or num_pred_masks < 1: raise ValueError(f"num_pred_masks must be an int >= 1, got {num_pred_masks!r}")
-        if not isinstance(max_tries, int) or max_tries < 1: raise ValueError(f"max_tries must be an int >= 1, got {max_tries!r}")
+        if not isinstance(num_pred_masks, int) or num_pred_masks < 1:
+            raise ValueError(f"num_pred_masks must be an int >= 1, got {num_pred_masks!r}")
+        if not isinstance(max_tries, int) or max_tries < 1:
+            raise ValueError(f"max_tries must be an int >= 1, got {max_tries!r}")
         H, W = self.grid
-        side = min(round(math.sqrt(self.enc_mask_scale[1] * H * W)), H), min(round(math.sqrt(self.enc_mask_scale[1] * H * W)), W)
+        side = (min(round(math.sqrt(self.enc_mask_scale[1] * H * W)), H),
+                min(round(math.sqrt(self.enc_mask_scale[1] * H * W)), W))
         if not isinstance(min_keep, int) or not 1 <= min_keep <= side[0] * side[1]:
-            raise ValueError(f"min_keep must be an int in 1..{side[0] * side[1]} (the largest context block, {side[0]}x{side[1]}, "
-                             f"on the {H}x{W} grid), got {min_keep!r}")
-        self.num_pred_masks, self.min_keep, self.allow_overlap, self.max_tries = num_pred_masks, min_keep, bool(allow_overlap), max_tries
+            raise ValueError(f"min_keep must be an int in 1..{side[0] * side[1]} "
+                             f"(the largest context block, {side[0]}x{side[1]}, on the {H}x{W} grid), got {min_keep!r}")
+        self.num_pred_masks, self.min_keep, self.allow_overlap, self.max_tries = (
+            num_pred_masks, min_keep, bool(allow_overlap), max_tries)
 
     def __repr__(self):
-        return (f"MultiBlockMasker(grid={self.grid}, enc_mask_scale={self.enc_mask_scale}, pred_mask_scale={self.pred_mask_scale}, "
-                f"aspect_ratio={self.aspect_ratio}, num_pred_masks={self.num_pred_masks}, min_keep={self.min_keep}, "
+        return (f"MultiBlockMasker(grid={self.grid}, enc_mask_scale={self.enc_mask_scale}, "
+                f"pred_mask_scale={self.pred_mask_scale}, aspect_ratio={self.aspect_ratio}, "
+                f"num_pred_masks={self.num_pred_masks}, min_keep={self.min_keep}, "
                 f"allow_overlap={self.allow_overlap})")
 
 # %% ../nbs/02_masks.ipynb #0179d72f
 @patch
 def sample_block_size(self: MultiBlockMasker, g: torch.Generator, scale, aspect_ratio) -> tuple[int, int]:
-    "Block (h, w) for a scale and an aspect ratio (h/w) drawn independently: h = round(sqrt(n·a)), w = round(sqrt(n/a)), n = s·N."
+    ("Block (h, w) for a scale and an aspect ratio (h/w) drawn independently: h = round(sqrt(n·a)), "
+     "w = round(sqrt(n/a)), n = s·N.")
     H, W = self.grid
     s = scale[0] + (scale[1] - scale[0]) * torch.rand(1, generator=g).item()
     a = aspect_ratio[0] + (aspect_ratio[1] - aspect_ratio[0]) * torch.rand(1, generator=g).item()
@@ -100,7 +107,8 @@ def sample_block_size(self: MultiBlockMasker, g: torch.Generator, scale, aspect_
 @patch
 def sample_sizes(self: MultiBlockMasker, g: torch.Generator) -> tuple[tuple[int, int], tuple[int, int]]:
     "One (pred_size, enc_size) pair, as a batch shares it."
-    return self.sample_block_size(g, self.pred_mask_scale, self.aspect_ratio), self.sample_block_size(g, self.enc_mask_scale, (1.0, 1.0))
+    return (self.sample_block_size(g, self.pred_mask_scale, self.aspect_ratio),
+            self.sample_block_size(g, self.enc_mask_scale, (1.0, 1.0)))
 
 # %% ../nbs/02_masks.ipynb #3edd27ec
 @patch
@@ -113,16 +121,20 @@ def _check_size(self: MultiBlockMasker, name, size) -> tuple[int, int]:
 
 @patch
 def place(self: MultiBlockMasker, B: int, g: torch.Generator, pred_size, enc_size) -> tuple[torch.Tensor, torch.Tensor]:
-    "Top-left corners, uniform over every position where the block fits (ends included): targets (B, K, 2), contexts (B, 2)."
+    ("Top-left corners, uniform over every position where the block fits (ends included): targets (B, K, 2), "
+     "contexts (B, 2).")
     H, W = self.grid
     K, (ph, pw), (eh, ew) = self.num_pred_masks, pred_size, enc_size
-    tgt = torch.stack([torch.randint(0, H - ph + 1, (B, K), generator=g), torch.randint(0, W - pw + 1, (B, K), generator=g)], -1)
-    ctx = torch.stack([torch.randint(0, H - eh + 1, (B,), generator=g), torch.randint(0, W - ew + 1, (B,), generator=g)], -1)
+    tgt = torch.stack([torch.randint(0, H - ph + 1, (B, K), generator=g),
+                       torch.randint(0, W - pw + 1, (B, K), generator=g)], -1)
+    ctx = torch.stack([torch.randint(0, H - eh + 1, (B,), generator=g),
+                       torch.randint(0, W - ew + 1, (B,), generator=g)], -1)
     return tgt, ctx
 
 # %% ../nbs/02_masks.ipynb #c14f89b8
 @patch
-def masks_at(self: MultiBlockMasker, pred_size, enc_size, tgt_tl: torch.Tensor, ctx_tl: torch.Tensor) -> tuple[torch.Tensor, list]:
+def masks_at(self: MultiBlockMasker, pred_size, enc_size, tgt_tl: torch.Tensor,
+             ctx_tl: torch.Tensor) -> tuple[torch.Tensor, list]:
     "Context masks (B, N) bool and K target index tensors (B, h*w) for blocks at the given corners."
     H, W = self.grid
     r, c = torch.arange(H), torch.arange(W)
@@ -138,7 +150,8 @@ def masks_at(self: MultiBlockMasker, pred_size, enc_size, tgt_tl: torch.Tensor, 
 
 # %% ../nbs/02_masks.ipynb #ed734dff
 @patch
-def sample_batch(self: MultiBlockMasker, B: int, g: torch.Generator, pred_size=None, enc_size=None) -> tuple[torch.Tensor, list]:
+def sample_batch(self: MultiBlockMasker, B: int, g: torch.Generator, pred_size=None,
+                 enc_size=None) -> tuple[torch.Tensor, list]:
     "Masks for B images sharing one block size: context masks (B, N) bool, K target index tensors (B, h*w)."
     if pred_size is None: pred_size = self.sample_block_size(g, self.pred_mask_scale, self.aspect_ratio)
     if enc_size is None: enc_size = self.sample_block_size(g, self.enc_mask_scale, (1.0, 1.0))
@@ -166,7 +179,8 @@ class RandomMasker(_Masker):
         self.mask_ratio, self.num_targets = float(mask_ratio), max(1, round(mask_ratio * self.num_patches))
         if not isinstance(min_keep, int) or not 1 <= min_keep <= self.num_patches - self.num_targets:
             raise ValueError(f"min_keep={min_keep!r} is impossible: mask_ratio {mask_ratio} leaves "
-                             f"{self.num_patches - self.num_targets} context patches on the {self.grid[0]}x{self.grid[1]} grid")
+                             f"{self.num_patches - self.num_targets} context patches "
+                             f"on the {self.grid[0]}x{self.grid[1]} grid")
         self.min_keep = min_keep
 
     def __repr__(self): return f"RandomMasker(grid={self.grid}, mask_ratio={self.mask_ratio})"
@@ -185,10 +199,12 @@ MASKER_KINDS = ("multiblock", "single", "random")
 
 
 def make_masker(kind: str, grid, **kw):
-    "A masker by name: 'multiblock' (the paper's), 'single' (one block of ~60%, context = its complement) or 'random' (60% of patches)."
+    ("A masker by name: 'multiblock' (the paper's), "
+     "'single' (one block of ~60%, context = its complement) or 'random' (60% of patches).")
     if kind == "multiblock": return MultiBlockMasker(grid, **kw)
     if kind == "single":
-        return MultiBlockMasker(grid, **{"pred_mask_scale": (0.55, 0.65), "num_pred_masks": 1, "enc_mask_scale": (1.0, 1.0), **kw})
+        return MultiBlockMasker(grid, **{"pred_mask_scale": (0.55, 0.65), "num_pred_masks": 1,
+                                         "enc_mask_scale": (1.0, 1.0), **kw})
     if kind == "random":
         bad = [k for k in kw if k not in ("mask_ratio", "min_keep")]
         if bad: raise ValueError(f"unknown option(s) {bad} for the 'random' masker; valid: ['mask_ratio', 'min_keep']")
@@ -198,7 +214,8 @@ def make_masker(kind: str, grid, **kw):
 # %% ../nbs/02_masks.ipynb #f109f286
 @dataclasses.dataclass(frozen=True)
 class MaskingFields(Config):
-    masking: typing.Literal["multiblock", "single", "random"] = "multiblock"  # paper: multiblock; single/random = the paper's ablations (fixed shapes)
+    # paper: multiblock; single/random = the paper's ablations (fixed shapes)
+    masking: typing.Literal["multiblock", "single", "random"] = "multiblock"
     enc_mask_scale: tuple[float, float] = (0.85, 1.0)   # context block scale (paper)
     pred_mask_scale: tuple[float, float] = (0.15, 0.2)  # target block scale (paper)
     aspect_ratio: tuple[float, float] = (0.75, 1.5)     # target aspect ratio (paper)
@@ -208,31 +225,39 @@ class MaskingFields(Config):
 
 
 def build_masker(cfg, grid):
-    "The sampler of `cfg`'s masking fields on a patch `grid`: multiblock with the config's scales, 'single' and 'random' with the ablation shapes."
+    ("The sampler of `cfg`'s masking fields on a patch `grid`: multiblock with the config's scales, "
+     "'single' and 'random' with the ablation shapes.")
     if cfg.masking == "random": return make_masker("random", grid, min_keep=cfg.min_keep)
-    if cfg.masking == "single": return make_masker("single", grid, min_keep=cfg.min_keep, allow_overlap=cfg.allow_overlap)
+    if cfg.masking == "single":
+        return make_masker("single", grid, min_keep=cfg.min_keep, allow_overlap=cfg.allow_overlap)
     return make_masker("multiblock", grid, enc_mask_scale=cfg.enc_mask_scale, pred_mask_scale=cfg.pred_mask_scale,
                        aspect_ratio=cfg.aspect_ratio, num_pred_masks=cfg.num_pred_masks, min_keep=cfg.min_keep,
                        allow_overlap=cfg.allow_overlap)
 
 
 def check_masker(make, grid, seed: int = 0, draws: int = 16, where: str = "") -> None:
-    "Raise `ConfigError` if the masker `make()` builds cannot be built or fails on any of `draws` seeded samples on `grid`."
+    ("Raise `ConfigError` if the masker `make()` builds cannot be built "
+     "or fails on any of `draws` seeded samples on `grid`.")
     try:
         masker = make()
         for i in range(draws): masker(make_generator(seed, 99, i))
     except (ValueError, RuntimeError) as e:
-        raise ConfigError(f"the masks of this recipe cannot be drawn on the {grid[0]}x{grid[1]} patch grid{where}: {e}") from None
+        raise ConfigError(f"the masks of this recipe cannot be drawn "
+                          f"on the {grid[0]}x{grid[1]} patch grid{where}: {e}") from None
 
 # %% ../nbs/02_masks.ipynb #70e597ad
 TRUNCATION_RULES = ("random", "first")
 
 
-def truncate_contexts(ctx_mask: torch.Tensor, m: int, rule: str = "random", g: torch.Generator | None = None) -> torch.Tensor:
-    "Context masks (B, N) -> sorted index rows (B, m): a uniform random m-subset of each ('random') or the first m ('first', official)."
-    if rule not in TRUNCATION_RULES: raise ValueError(f"unknown truncation rule {rule!r}; choose from {list(TRUNCATION_RULES)}")
+def truncate_contexts(ctx_mask: torch.Tensor, m: int, rule: str = "random",
+                      g: torch.Generator | None = None) -> torch.Tensor:
+    ("Context masks (B, N) -> sorted index rows (B, m): "
+     "a uniform random m-subset of each ('random') or the first m ('first', official).")
+    if rule not in TRUNCATION_RULES:
+        raise ValueError(f"unknown truncation rule {rule!r}; choose from {list(TRUNCATION_RULES)}")
     B, N = ctx_mask.shape
-    if int(ctx_mask.sum(1).min()) < m: raise ValueError(f"cannot keep {m} context patches: a row has only {int(ctx_mask.sum(1).min())}")
+    if int(ctx_mask.sum(1).min()) < m:
+        raise ValueError(f"cannot keep {m} context patches: a row has only {int(ctx_mask.sum(1).min())}")
     keys = torch.rand(B, N, generator=g) if rule == "random" else torch.arange(N, dtype=torch.float).expand(B, N)
     keys = keys.masked_fill(~ctx_mask, math.inf)
     return keys.topk(m, dim=1, largest=False).indices.sort(1).values     # (B, M)
@@ -244,7 +269,8 @@ ORDER_STREAM, AUG_STREAM, MASK_STREAM = 0, 1, 2   # random streams: make_generat
 class MaskCollator:
     "Batch images with masks: one block size per batch, contexts cut to the batch minimum by the `truncate` rule."
     def __init__(self, masker, seed: int = 0, transform=None, truncate: str = "random"):
-        if truncate not in TRUNCATION_RULES: raise ValueError(f"unknown truncation rule {truncate!r}; choose from {list(TRUNCATION_RULES)}")
+        if truncate not in TRUNCATION_RULES:
+            raise ValueError(f"unknown truncation rule {truncate!r}; choose from {list(TRUNCATION_RULES)}")
         self.masker, self.seed, self.transform, self.truncate = masker, seed, transform, truncate
         self._calls = 0
 
@@ -256,10 +282,12 @@ class MaskCollator:
         return truncate_contexts(ctx_mask, int(ctx_mask.sum(1).min()), self.truncate, g), tgt
 
     def __call__(self, batch) -> dict:
-        "A batch dict {'images' uint8, 'labels', 'step'} or a list of (image, label[, step]) -> dict with float images and masks."
+        ("A batch dict {'images' uint8, 'labels', 'step'} or a list of (image, label[, step]) "
+         "-> dict with float images and masks.")
         if not isinstance(batch, dict):
             step = batch[0][2] if len(batch[0]) > 2 else None
-            batch = {"images": torch.stack([b[0] for b in batch]), "labels": torch.as_tensor([int(b[1]) for b in batch]), "step": step}
+            batch = {"images": torch.stack([b[0] for b in batch]),
+                     "labels": torch.as_tensor([int(b[1]) for b in batch]), "step": step}
         step = batch["step"]
         if step is None: step, self._calls = self._calls, self._calls + 1     # reproducible only with num_workers=0
         images = batch["images"]
@@ -287,11 +315,13 @@ def steps_per_epoch(n: int, batch_size: int, drop_last: bool = True) -> int:
 
 
 class StepBatchSampler(torch.utils.data.Sampler):
-    "Batches of (index, step) pairs for steps start_step .. start_step + num_steps - 1; epoch e's order comes from (seed, e)."
+    ("Batches of (index, step) pairs for steps start_step .. start_step + num_steps - 1; "
+     "epoch e's order comes from (seed, e).")
     def __init__(self, n: int, batch_size: int, seed: int = 0, start_step: int = 0, num_steps: int | None = None,
                  shuffle: bool = True, drop_last: bool = True):
         if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if drop_last and n < batch_size: raise ValueError(f"batch_size {batch_size} is larger than the dataset ({n} images) with drop_last=True")
+        if drop_last and n < batch_size:
+            raise ValueError(f"batch_size {batch_size} is larger than the dataset ({n} images) with drop_last=True")
         if start_step < 0: raise ValueError(f"start_step must be >= 0, got {start_step}")
         self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
         self.per_epoch = steps_per_epoch(n, batch_size, drop_last)
@@ -301,7 +331,8 @@ class StepBatchSampler(torch.utils.data.Sampler):
 
     def order(self, epoch: int) -> torch.Tensor:
         "The data order of an epoch."
-        return torch.randperm(self.n, generator=make_generator(self.seed, ORDER_STREAM, epoch)) if self.shuffle else torch.arange(self.n)
+        return (torch.randperm(self.n, generator=make_generator(self.seed, ORDER_STREAM, epoch)) if self.shuffle
+                else torch.arange(self.n))
 
     def __iter__(self):
         perm, perm_epoch = None, None
@@ -328,7 +359,9 @@ class IndexedImages(torch.utils.data.Dataset):
 def mask_loader(data: ImageData, batch_size: int, masker, *, seed: int = 0, transform=None, start_step: int = 0,
                 num_steps: int | None = None, shuffle: bool = True, drop_last: bool = True, num_workers: int = 0,
                 truncate: str = "random", pin_memory: bool = False) -> torch.utils.data.DataLoader:
-    "A DataLoader of dicts {images, labels, ctx_idx, tgt_idx, step}, each batch a pure function of (seed, step); default: one epoch."
+    ("A DataLoader of dicts {images, labels, ctx_idx, tgt_idx, step}, each batch a pure function of (seed, step); "
+     "default: one epoch.")
     sampler = StepBatchSampler(len(data), batch_size, seed, start_step, num_steps, shuffle, drop_last)
-    return torch.utils.data.DataLoader(IndexedImages(data), batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
-                                       collate_fn=MaskCollator(masker, seed=seed, transform=transform, truncate=truncate))
+    return torch.utils.data.DataLoader(
+        IndexedImages(data), batch_sampler=sampler, num_workers=num_workers, pin_memory=pin_memory,
+        collate_fn=MaskCollator(masker, seed=seed, transform=transform, truncate=truncate))

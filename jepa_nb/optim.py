@@ -20,9 +20,11 @@ def _frac(step: int, total: int) -> float:
     return min(max(step, 0), total) / total
 
 
-def lr_at(step: int, total_steps: int, warmup_steps: int, start_lr: float = 2e-4, lr: float = 1e-3, final_lr: float = 1e-6) -> float:
+def lr_at(step: int, total_steps: int, warmup_steps: int, start_lr: float = 2e-4, lr: float = 1e-3,
+          final_lr: float = 1e-6) -> float:
     "Learning rate at `step`: linear warm-up start_lr -> lr over warmup_steps, then cosine to final_lr."
-    if not 0 <= warmup_steps <= total_steps: raise ValueError(f"warmup_steps must be in 0..total_steps={total_steps}, got {warmup_steps}")
+    if not 0 <= warmup_steps <= total_steps:
+        raise ValueError(f"warmup_steps must be in 0..total_steps={total_steps}, got {warmup_steps}")
     if step < warmup_steps: return start_lr + (lr - start_lr) * step / warmup_steps
     t = _frac(step - warmup_steps, max(total_steps - warmup_steps, 1))
     return final_lr + 0.5 * (lr - final_lr) * (1 + math.cos(math.pi * t))
@@ -59,7 +61,8 @@ def param_groups(*modules: nn.Module) -> list[dict]:
         for name, p in mod.named_parameters():
             if not p.requires_grad: continue
             (no_decay if p.ndim < 2 or name.endswith(".bias") else decay).append(p)
-    return [{"params": decay, "name": "decay"}, {"params": no_decay, "name": "no_decay", "weight_decay": 0.0, "WD_exclude": True}]
+    return [{"params": decay, "name": "decay"},
+            {"params": no_decay, "name": "no_decay", "weight_decay": 0.0, "WD_exclude": True}]
 
 
 def set_hparams_(optimizer: torch.optim.Optimizer, lr: float, weight_decay: float) -> None:
@@ -70,7 +73,8 @@ def set_hparams_(optimizer: torch.optim.Optimizer, lr: float, weight_decay: floa
 
 # %% ../nbs/05_ema.ipynb #11febfc7
 def optimizer_step_(optimizer: torch.optim.Optimizer, loss: torch.Tensor, value: float, step, lr: float) -> None:
-    "Refuse a non-finite loss (`value`, its float) with FloatingPointError before anything changes; else zero the grads, backward, step."
+    ("Refuse a non-finite loss (`value`, its float) with FloatingPointError before anything changes; "
+     "else zero the grads, backward, step.")
     if not math.isfinite(value):
         raise FloatingPointError(f"loss is {value} at step {step} (lr {lr:.2e}); the step was not applied")
     optimizer.zero_grad(set_to_none=True)
@@ -80,7 +84,8 @@ def optimizer_step_(optimizer: torch.optim.Optimizer, loss: torch.Tensor, value:
 # %% ../nbs/05_ema.ipynb #7fe3a282
 class PretrainMethod(nn.Module):
     "The shape of every pretraining method: `forward(batch)` -> its losses; class methods build it and its batches."
-    fields: typing.ClassVar[tuple] = ()            # its config field groups (`Config` dataclasses), e.g. (SIGRegFields,)
+    # its config field groups (`Config` dataclasses), e.g. (SIGRegFields,)
+    fields: typing.ClassVar[tuple] = ()
     networks: typing.ClassVar[tuple] = ("encoder",)  # trained sub-networks (compiled one by one, state-dict keys kept)
     find_unused_parameters: bool = False           # DDP: may a trained parameter get no gradient in a step?
     bf16: bool = False                             # bf16 autocast of the networks (CUDA only)
@@ -115,7 +120,8 @@ class PretrainMethod(nn.Module):
 
     @property
     def target_encoder(self) -> nn.Module:
-        "The encoder that is evaluated: a `target_encoder` sub-module if the method keeps one (I-JEPA's EMA copy), else `encoder`."
+        ("The encoder that is evaluated: a `target_encoder` sub-module if the method keeps one (I-JEPA's EMA copy), "
+         "else `encoder`.")
         m = self._modules.get("target_encoder")
         return self.encoder if m is None else m
 
@@ -132,7 +138,8 @@ class PretrainMethod(nn.Module):
 
 # %% ../nbs/05_ema.ipynb #93881b81
 def method_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: dict, hp: dict) -> dict:
-    "One optimisation step of any `PretrainMethod` (or its DDP wrapper) with the scheduled values `hp`; the losses as floats."
+    ("One optimisation step of any `PretrainMethod` (or its DDP wrapper) with the scheduled values `hp`; "
+     "the losses as floats.")
     set_hparams_(optimizer, hp["lr"], hp["wd"])
     losses = model(batch)
     out = dict(zip(losses, torch.stack([v.detach().float() for v in losses.values()]).tolist()))   # one host sync

@@ -30,8 +30,10 @@ class ViTPredictor(nn.Module):
         self.embed_dim, self.pred_emb_dim = embed_dim, pred_emb_dim
         self.predictor_embed = nn.Linear(embed_dim, pred_emb_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, pred_emb_dim))
-        self.register_buffer("predictor_pos_embed", sincos_pos_embed_2d(pred_emb_dim, self.grid_size)[None])  # (1, N, d), fixed
-        self.predictor_blocks = nn.ModuleList([Block(pred_emb_dim, num_heads, mlp_ratio, qkv_bias) for _ in range(depth)])
+        # (1, N, d), fixed
+        self.register_buffer("predictor_pos_embed", sincos_pos_embed_2d(pred_emb_dim, self.grid_size)[None])
+        self.predictor_blocks = nn.ModuleList([Block(pred_emb_dim, num_heads, mlp_ratio, qkv_bias)
+                                               for _ in range(depth)])
         self.predictor_norm = nn.LayerNorm(pred_emb_dim, eps=1e-6)
         self.predictor_proj = nn.Linear(pred_emb_dim, embed_dim)
         init_vit_weights_(self)
@@ -56,7 +58,8 @@ def _check(self: ViTPredictor, ctx, ctx_idx, tgt_idx) -> list:
     if ctx.ndim != 3 or ctx.shape[-1] != self.embed_dim:
         raise ValueError(f"context must be (B, M, D={self.embed_dim}), got {tuple(ctx.shape)}")
     B, M, _ = ctx.shape
-    if tuple(ctx_idx.shape) != (B, M): raise ValueError(f"ctx_idx must be (B={B}, M={M}) like the context, got {tuple(ctx_idx.shape)}")
+    if tuple(ctx_idx.shape) != (B, M):
+        raise ValueError(f"ctx_idx must be (B={B}, M={M}) like the context, got {tuple(ctx_idx.shape)}")
     tgt_idx = [tgt_idx] if isinstance(tgt_idx, torch.Tensor) else list(tgt_idx)
     if not tgt_idx: raise ValueError("tgt_idx is an empty list: need at least one target block")
     T = tgt_idx[0].shape[-1]
@@ -67,7 +70,8 @@ def _check(self: ViTPredictor, ctx, ctx_idx, tgt_idx) -> list:
 
 # %% ../nbs/04_predictor.ipynb #a6a31f71
 @patch
-def forward(self: ViTPredictor, ctx: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+def forward(self: ViTPredictor, ctx: torch.Tensor, ctx_idx: torch.Tensor,
+            tgt_idx: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
     tgt_idx = self._check(ctx, ctx_idx, tgt_idx)
     B, M, _ = ctx.shape
     K = len(tgt_idx)

@@ -22,19 +22,22 @@ __all__ = ['invariance_term', 'variance_term', 'covariance_term', 'VICRegFields'
 # %% ../nbs/05d_vicreg.ipynb #45862e24
 def invariance_term(za: torch.Tensor, zb: torch.Tensor) -> torch.Tensor:
     "Mean squared difference of two views' projections (N, P)."
-    if za.shape != zb.shape or za.ndim != 2: raise ValueError(f"invariance_term expects two (N, P) projections, got {tuple(za.shape)} and {tuple(zb.shape)}")
+    if za.shape != zb.shape or za.ndim != 2:
+        raise ValueError(f"invariance_term expects two (N, P) projections, got {tuple(za.shape)} and {tuple(zb.shape)}")
     return F.mse_loss(za, zb)
 
 
 def variance_term(z: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     "Mean over dimensions of the hinge max(0, 1 - std) of each dimension of `z` (N, P) over the batch."
-    if z.ndim != 2 or len(z) < 2: raise ValueError(f"variance_term expects projections (N >= 2, P), got shape {tuple(z.shape)}")
+    if z.ndim != 2 or len(z) < 2:
+        raise ValueError(f"variance_term expects projections (N >= 2, P), got shape {tuple(z.shape)}")
     return F.relu(1 - torch.sqrt(z.var(dim=0) + eps)).mean()
 
 
 def covariance_term(z: torch.Tensor) -> torch.Tensor:
     "Sum of the squared off-diagonal entries of the batch covariance of `z` (N, P), divided by P."
-    if z.ndim != 2 or len(z) < 2: raise ValueError(f"covariance_term expects projections (N >= 2, P), got shape {tuple(z.shape)}")
+    if z.ndim != 2 or len(z) < 2:
+        raise ValueError(f"covariance_term expects projections (N >= 2, P), got shape {tuple(z.shape)}")
     zc = z - z.mean(dim=0)
     cov = zc.T @ zc / (len(z) - 1)                                     # (P, P)
     return (cov.square().sum() - cov.diagonal().square().sum()) / z.shape[1]
@@ -45,7 +48,8 @@ class VICRegFields(Config):
     sim_coeff: float = 25.0                        # VICReg λ: invariance weight (paper)
     std_coeff: float = 25.0                        # VICReg μ: variance weight (paper)
     cov_coeff: float = 1.0                         # VICReg ν: covariance weight (paper)
-    expander_dim: int = 512                        # VICReg expander width, hidden and output (paper: 8192; see "The expander")
+    # VICReg expander width, hidden and output (paper: 8192; see "The expander")
+    expander_dim: int = 512
 
     def _check(self) -> None:
         for f in ("sim_coeff", "std_coeff", "cov_coeff"):
@@ -53,9 +57,12 @@ class VICRegFields(Config):
         if self.expander_dim < 2: raise ConfigError(f"parameter 'expander_dim' must be >= 2, got {self.expander_dim}")
 
 
-def vicreg_loss(z: torch.Tensor, sim_coeff: float = 25.0, std_coeff: float = 25.0, cov_coeff: float = 1.0) -> tuple[torch.Tensor, dict]:
-    "λ·invariance + μ·(mean of the two views' variance terms) + ν·(sum of their covariance terms) of projections z (2, N, P)."
-    if z.ndim != 3 or z.shape[0] != 2: raise ValueError(f"vicreg_loss expects two views' projections (2, N, P), got shape {tuple(z.shape)}")
+def vicreg_loss(z: torch.Tensor, sim_coeff: float = 25.0, std_coeff: float = 25.0,
+                cov_coeff: float = 1.0) -> tuple[torch.Tensor, dict]:
+    ("λ·invariance + μ·(mean of the two views' variance terms) + ν·(sum of their covariance terms) "
+     "of projections z (2, N, P).")
+    if z.ndim != 3 or z.shape[0] != 2:
+        raise ValueError(f"vicreg_loss expects two views' projections (2, N, P), got shape {tuple(z.shape)}")
     inv = invariance_term(z[0], z[1])
     var = (variance_term(z[0]) + variance_term(z[1])) / 2             # as the official code: averaged over the branches
     cov = covariance_term(z[0]) + covariance_term(z[1])                # ... and summed over them
@@ -64,7 +71,8 @@ def vicreg_loss(z: torch.Tensor, sim_coeff: float = 25.0, std_coeff: float = 25.
 
 # %% ../nbs/05d_vicreg.ipynb #cd7e5c7f
 class VICReg(PretrainMethod):
-    "A backbone `encoder` and a `projector` (lesson 05a) trained with VICReg's three terms on two views; no EMA, no predictor."
+    ("A backbone `encoder` and a `projector` (lesson 05a) trained with VICReg's three terms on two views; no EMA, "
+     "no predictor.")
     fields = (ViewFields, VICRegFields)
     networks = ("encoder", "projector")
 
@@ -76,19 +84,21 @@ class VICReg(PretrainMethod):
 
     @classmethod
     def build(cls, cfg, in_chans: int) -> "VICReg":
-        return cls(build_encoder(cfg, in_chans), Projector(cfg.embed_dim, cfg.expander_dim, cfg.expander_dim), sim_coeff=cfg.sim_coeff,
-                   std_coeff=cfg.std_coeff, cov_coeff=cfg.cov_coeff, bf16=cfg.bf16)
+        return cls(build_encoder(cfg, in_chans), Projector(cfg.embed_dim, cfg.expander_dim, cfg.expander_dim),
+                   sim_coeff=cfg.sim_coeff, std_coeff=cfg.std_coeff, cov_coeff=cfg.cov_coeff, bf16=cfg.bf16)
 
     @classmethod
     def check_config(cls, cfg) -> None:
-        if cfg.num_views != 2: raise ConfigError(f"method 'vicreg' compares two views: num_views must be 2, got {cfg.num_views}")
+        if cfg.num_views != 2:
+            raise ConfigError(f"method 'vicreg' compares two views: num_views must be 2, got {cfg.num_views}")
         if cfg.std_coeff == cfg.cov_coeff == 0 or cfg.sim_coeff == 0:
-            raise ConfigError("method 'vicreg' needs sim_coeff > 0 and std_coeff or cov_coeff > 0 (invariance alone collapses)")
+            raise ConfigError("method 'vicreg' needs sim_coeff > 0 and std_coeff or cov_coeff > 0 "
+                              "(invariance alone collapses)")
 
     @classmethod
     def loader(cls, cfg, data, transform, start: int, num_steps: int, pin_memory: bool = False):
-        return view_loader(data, cfg.batch_size, transform, num_views=2, seed=cfg.seed, start_step=start, num_steps=num_steps,
-                           num_workers=cfg.num_workers, pin_memory=pin_memory)
+        return view_loader(data, cfg.batch_size, transform, num_views=2, seed=cfg.seed, start_step=start,
+                           num_steps=num_steps, num_workers=cfg.num_workers, pin_memory=pin_memory)
 
     @classmethod
     def describe(cls, cfg) -> str: return ", 2 views"

@@ -4,6 +4,7 @@ outputs; the old names still work with a FutureWarning; a checkpoint written tod
 
 tests/data/ckpt_cb5e46b/: one tiny run per method (ViT 16x1, 2 steps on mnist5k) and `embeddings.json`, the first four
 pooled features of each evaluated encoder on a fixed input, computed by that old code."""
+import fnmatch
 import json
 import warnings
 from pathlib import Path
@@ -75,6 +76,26 @@ def test_the_loop_module_is_the_loop_only():
 def test_no_module_over_400_lines():
     big = {k: v for k, v in _sizes().items() if v > 400}
     assert not big, f"modules over 400 lines: {big}"
+
+
+# Modules whose notebooks are not wrapped to 120 characters yet (issue 16); remove each one as it is done.
+# vit.py: wrapped, it would be 419 lines, over the 400-line limit above (it needs a split first).
+LONG_LINES_NOT_YET_WRAPPED = ("core.py", "collectives.py", "config.py", "rundir.py", "data.py", "shapes.py",
+                              "transforms.py", "train.py", "checkpoint.py", "methods.py", "monitors.py",
+                              "runner/*.py", "vit.py")
+
+
+def test_no_line_over_120_characters():
+    "Except URLs and the two lines nbdev writes itself: the module docstring (line 1) and the start of `__all__`."
+    root = Path(__file__).resolve().parents[1] / "jepa_nb"
+    long = {}
+    for p in sorted(root.rglob("*.py")):
+        rel = p.relative_to(root).as_posix()
+        if rel == "_modidx.py" or any(fnmatch.fnmatch(rel, g) for g in LONG_LINES_NOT_YET_WRAPPED): continue
+        for i, line in enumerate(p.read_text().splitlines(), 1):
+            generated = (i == 1 and line.startswith('"""')) or line.startswith("__all__ = [")
+            if len(line) > 120 and "http" not in line and not generated: long.setdefault(rel, []).append(i)
+    assert not long, f"lines over 120 characters (wrap them in the notebooks): {long}"
 
 
 def test_the_readme_front_door_runs_on_a_checkpoint():
