@@ -20,8 +20,8 @@ import torch.nn as nn
 from .core import make_generator
 from .data import ImageData
 from .monitors import effective_rank, feature_std
-from .vit import (
-    PooledEncoder, TimmEncoder, TimmInput, ViTEncoder, init_vit_weights_, rescale_blocks_, timm_encoder, timm_transform)
+from .vit import PooledEncoder, TimmEncoder, ViTEncoder, init_vit_weights_, rescale_blocks_
+from .backbones import TimmInput, timm_encoder, timm_transform
 
 # %% auto #0
 __all__ = ['PROGRESS_ENV', 'as_pooled', 'eval_mode', 'show_progress', 'progress_bar', 'extract_features', 'pixel_features',

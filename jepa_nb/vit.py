@@ -9,8 +9,6 @@ import contextlib
 import dataclasses
 import math
 import typing
-import socket
-import urllib.parse
 from pathlib import Path
 
 import torch
@@ -18,25 +16,25 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import Config, ConfigError
-from .core import hub_offline, hub_offline_mode, to_pair
-from .data import ImageData
-from .transforms import dataset_stats, make_transform, match_format, Transform
+from .core import to_pair
 from .masks import apply_masks
 
 # %% auto #0
 __all__ = ['VIT_PRESETS', 'sincos_pos_embed_2d', 'PatchEmbed', 'Attention', 'explicit_attention', 'Mlp', 'Block',
            'init_vit_weights_', 'rescale_blocks_', 'sincos_grid_of', 'ViTEncoder', 'vit_encoder', 'EncoderFields',
-           'build_encoder', 'PooledEncoder', 'TimmEncoder', 'ijepa_timm_models', 'timm_encoder', 'timm_input_format',
-           'TimmInput', 'timm_transform', 'load_ijepa_checkpoint']
+           'build_encoder', 'PooledEncoder', 'TimmEncoder']
 
 # %% ../nbs/03_vit.ipynb #c2e2b996
 def sincos_pos_embed_2d(embed_dim: int, grid_size: int | tuple[int, int]) -> torch.Tensor:
-    "Fixed 2-D sin-cos position embeddings (H*W, D), patches row-major; first D/2 channels code the column, the rest the row."
+    ("Fixed 2-D sin-cos position embeddings (H*W, D), patches row-major; first D/2 channels code the column, "
+     "the rest the row.")
     gh, gw = to_pair(grid_size, "grid_size")
-    if embed_dim % 4: raise ValueError(f"embed_dim must be divisible by 4 for 2-D sin-cos embeddings, got {embed_dim}")
+    if embed_dim % 4:
+        raise ValueError(f"embed_dim must be divisible by 4 for 2-D sin-cos embeddings, got {embed_dim}")
     q = embed_dim // 4
     omega = 1.0 / 10000 ** (torch.arange(q, dtype=torch.float64) / q)                 # (D/4,)
-    rows, cols = torch.meshgrid(torch.arange(gh, dtype=torch.float64), torch.arange(gw, dtype=torch.float64), indexing="ij")
+    rows, cols = torch.meshgrid(torch.arange(gh, dtype=torch.float64), torch.arange(gw, dtype=torch.float64),
+                                indexing="ij")
     def enc(pos):                                                                      # (H, W) -> (H*W, D/2)
         a = pos.reshape(-1, 1) * omega
         return torch.cat([a.sin(), a.cos()], dim=1)
@@ -45,7 +43,8 @@ def sincos_pos_embed_2d(embed_dim: int, grid_size: int | tuple[int, int]) -> tor
 # %% ../nbs/03_vit.ipynb #b0f5f60a
 class PatchEmbed(nn.Module):
     "Image (B, C, H, W) -> patch tokens (B, N, D) with a conv of kernel = stride = patch_size."
-    def __init__(self, img_size: int | tuple[int, int] = 32, patch_size: int = 4, in_chans: int = 3, embed_dim: int = 192):
+    def __init__(self, img_size: int | tuple[int, int] = 32, patch_size: int = 4, in_chans: int = 3,
+                 embed_dim: int = 192):
         super().__init__()
         self.img_size, self.patch_size, self.in_chans = to_pair(img_size, "img_size"), patch_size, in_chans
         if self.img_size[0] % patch_size or self.img_size[1] % patch_size:
@@ -56,7 +55,8 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_chans or tuple(x.shape[2:]) != self.img_size:
-            raise ValueError(f"PatchEmbed expects images (B, {self.in_chans}, {self.img_size[0]}, {self.img_size[1]}), got {tuple(x.shape)}")
+            raise ValueError(f"PatchEmbed expects images (B, {self.in_chans}, {self.img_size[0]}, {self.img_size[1]}), "
+                             f"got {tuple(x.shape)}")
         return self.proj(x).flatten(2).transpose(1, 2)  # (B, N, D)
 
 # %% ../nbs/03_vit.ipynb #ee0e49e2
@@ -98,7 +98,8 @@ class Mlp(nn.Module):
     "Two-layer GELU MLP: fc1 -> GELU -> fc2."
     def __init__(self, in_features: int, hidden_features: int):
         super().__init__()
-        self.fc1, self.act, self.fc2 = nn.Linear(in_features, hidden_features), nn.GELU(), nn.Linear(hidden_features, in_features)
+        self.fc1, self.act, self.fc2 = (nn.Linear(in_features, hidden_features), nn.GELU(),
+                                        nn.Linear(hidden_features, in_features))
 
     def forward(self, x): return self.fc2(self.act(self.fc1(x)))
 
@@ -139,14 +140,16 @@ def sincos_grid_of(pos_embed: torch.Tensor) -> tuple[int, int] | None:
     N, D = pos_embed.shape[-2:]
     if D % 4: return None
     for h in (h for h in range(1, N + 1) if N % h == 0):
-        if torch.allclose(pos_embed.reshape(N, D).float().cpu(), sincos_pos_embed_2d(D, (h, N // h)), atol=1e-4): return h, N // h
+        if torch.allclose(pos_embed.reshape(N, D).float().cpu(), sincos_pos_embed_2d(D, (h, N // h)), atol=1e-4):
+            return h, N // h
     return None
 
 # %% ../nbs/03_vit.ipynb #9815ce1d
 class ViTEncoder(nn.Module):
     "ViT without class token; `forward(x, keep_idx)` encodes only the kept patch tokens: (B, N or M, D)."
-    def __init__(self, img_size: int | tuple[int, int] = 32, patch_size: int = 4, in_chans: int = 3, embed_dim: int = 192,
-                 depth: int = 6, num_heads: int = 3, mlp_ratio: float = 4.0, qkv_bias: bool = True):
+    def __init__(self, img_size: int | tuple[int, int] = 32, patch_size: int = 4, in_chans: int = 3,
+                 embed_dim: int = 192, depth: int = 6, num_heads: int = 3, mlp_ratio: float = 4.0,
+                 qkv_bias: bool = True):
         super().__init__()
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
         self.grid_size, self.num_patches = self.patch_embed.grid_size, self.patch_embed.num_patches
@@ -157,7 +160,8 @@ class ViTEncoder(nn.Module):
         init_vit_weights_(self)
         rescale_blocks_(self.blocks)
 
-    def forward(self, x: torch.Tensor, keep_idx: torch.Tensor | list[torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor,
+                keep_idx: torch.Tensor | list[torch.Tensor] | None = None) -> torch.Tensor:
         x = self.patch_embed(x) + self.pos_embed                 # (B, N, D)
         if keep_idx is not None: x = apply_masks(x, keep_idx)     # (B, M, D), or (K*B, M, D) for a list
         for blk in self.blocks: x = blk(x)
@@ -170,10 +174,11 @@ class ViTEncoder(nn.Module):
             theirs = state_dict[k]
             grid = sincos_grid_of(theirs) if theirs.shape[-1] == self.embed_dim else None
             if grid is None:
-                raise ValueError(f"checkpoint pos_embed {tuple(theirs.shape)} does not fit this encoder's {tuple(self.pos_embed.shape)} "
-                                 f"({self.grid_size[0]}x{self.grid_size[1]} grid) and is not a 2-D sin-cos table that could be "
-                                 f"regenerated (a learned table, a class token, or another embed_dim): build the encoder with "
-                                 f"the checkpoint's img_size / patch_size / embed_dim")
+                raise ValueError(f"checkpoint pos_embed {tuple(theirs.shape)} does not fit this encoder's "
+                                 f"{tuple(self.pos_embed.shape)} ({self.grid_size[0]}x{self.grid_size[1]} grid) "
+                                 f"and is not a 2-D sin-cos table that could be regenerated (a learned table, a class "
+                                 f"token, or another embed_dim): build the encoder with the checkpoint's img_size / "
+                                 f"patch_size / embed_dim")
             state_dict[k] = self.pos_embed.clone()             # regenerate for our grid (never interpolate)
         super()._load_from_state_dict(state_dict, prefix, *args, **kw)
 
@@ -191,8 +196,10 @@ VIT_PRESETS: dict[str, dict] = {
 
 
 def vit_encoder(preset: str, **overrides) -> ViTEncoder:
-    "A `ViTEncoder` of a named size from `VIT_PRESETS`; keyword arguments override (img_size, patch_size, in_chans, ...)."
-    if preset not in VIT_PRESETS: raise ValueError(f"unknown ViT preset {preset!r}; choose from {list(VIT_PRESETS)}")
+    ("A `ViTEncoder` of a named size from `VIT_PRESETS`; "
+     "keyword arguments override (img_size, patch_size, in_chans, ...).")
+    if preset not in VIT_PRESETS:
+        raise ValueError(f"unknown ViT preset {preset!r}; choose from {list(VIT_PRESETS)}")
     return ViTEncoder(**{**VIT_PRESETS[preset], **overrides})
 
 # %% ../nbs/03_vit.ipynb #d2d5a203
@@ -203,17 +210,20 @@ class EncoderFields(Config):
     depth: int = 4                                 # encoder blocks (ViT-H: 32)
     num_heads: int = 4                             # attention heads
     mlp_ratio: float = 4.0                         # MLP hidden / width
-    patch_init: typing.Literal["official", "xavier"] = "xavier"  # patch projection init: official trunc-normal 0.02, or Xavier
+    # patch projection init: official trunc-normal 0.02, or Xavier
+    patch_init: typing.Literal["official", "xavier"] = "xavier"
 
     def _check(self) -> None:
         for f in ("patch_size", "embed_dim", "depth", "num_heads"):
             if getattr(self, f) < 1: raise ConfigError(f"parameter {f!r} must be >= 1, got {getattr(self, f)}")
         if self.embed_dim % self.num_heads:
-            raise ConfigError(f"parameter 'embed_dim' ({self.embed_dim}) must be divisible by 'num_heads' ({self.num_heads})")
+            raise ConfigError(f"parameter 'embed_dim' ({self.embed_dim}) must be divisible by "
+                              f"'num_heads' ({self.num_heads})")
 
 
 def build_encoder(cfg, in_chans: int) -> ViTEncoder:
-    "The encoder of a run's config (encoder fields, `img_size`, `seed`) at init, seeded: the untrained twin of a pretrained one."
+    ("The encoder of a run's config (encoder fields, `img_size`, `seed`) at init, seeded: "
+     "the untrained twin of a pretrained one.")
     torch.manual_seed(cfg.seed)
     enc = ViTEncoder(cfg.img_size, cfg.patch_size, in_chans, cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio)
     if cfg.patch_init == "xavier":   # scale the patch projection by its fan-in/out, as MAE does
@@ -223,7 +233,8 @@ def build_encoder(cfg, in_chans: int) -> ViTEncoder:
 
 # %% ../nbs/03_vit.ipynb #4e360078
 class PooledEncoder(nn.Module):
-    "Images (B, C, H, W) -> average-pooled final tokens (B, D) of a `ViTEncoder` (the paper's evaluation representation)."
+    ("Images (B, C, H, W) -> average-pooled final tokens (B, D) of a `ViTEncoder` "
+     "(the paper's evaluation representation).")
     def __init__(self, encoder: ViTEncoder):
         super().__init__()
         self.encoder, self.embed_dim = encoder, encoder.embed_dim
@@ -232,10 +243,12 @@ class PooledEncoder(nn.Module):
 
 
 class TimmEncoder(nn.Module):
-    "Any timm ViT as an encoder: images (B, C, H, W) -> average-pooled patch tokens (B, D), or with `pool=False` the patch tokens (B, N, D); prefix tokens skipped."
+    ("Any timm ViT as an encoder: images (B, C, H, W) -> average-pooled patch tokens (B, D), "
+     "or with `pool=False` the patch tokens (B, N, D); prefix tokens skipped.")
     def __init__(self, model: nn.Module, pool: bool = True):
         super().__init__()
-        if not hasattr(model, "forward_features"): raise TypeError(f"{type(model).__name__} has no forward_features; expected a timm ViT")
+        if not hasattr(model, "forward_features"):
+            raise TypeError(f"{type(model).__name__} has no forward_features; expected a timm ViT")
         self.model = model
         self.embed_dim = getattr(model, "embed_dim", None) or model.num_features
         self.num_prefix_tokens = getattr(model, "num_prefix_tokens", 0)
@@ -243,136 +256,19 @@ class TimmEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.model.forward_features(x)     # (B, P + N, D)
-        if tokens.ndim != 3: raise ValueError(f"expected tokens (B, N, D) from forward_features, got {tuple(tokens.shape)}")
+        if tokens.ndim != 3:
+            raise ValueError(f"expected tokens (B, N, D) from forward_features, got {tuple(tokens.shape)}")
         tokens = tokens[:, self.num_prefix_tokens:]  # (B, N, D)
         return tokens.mean(dim=1) if self.pool else tokens  # (B, D) or (B, N, D)
 
-# %% ../nbs/03_vit.ipynb #5ff93754
-def ijepa_timm_models() -> list[str]:
-    "timm's ports of the official I-JEPA weights (model.tag names; downloading them needs internet)."
-    import timm
-    return timm.list_models("*ijepa*", pretrained=True)
-
-# %% ../nbs/03_vit.ipynb #4cb96036
-@contextlib.contextmanager
-def _timm_load_messages():
-    "Collect what timm's weight loader logs: keys it could not match are logged, not raised, when the classifier is dropped."
-    import logging
-    log, records, handler = logging.getLogger("timm.models._builder"), [], logging.Handler(logging.INFO)
-    handler.emit, saved = records.append, (log.level, log.propagate)
-    log.setLevel(logging.INFO); log.propagate = False; log.addHandler(handler)
-    try: yield records
-    finally: log.removeHandler(handler); log.setLevel(saved[0]); log.propagate = saved[1]
+# %% ../nbs/03_vit.ipynb #811c48b4
+_MOVED = {n: "jepa_nb.backbones" for n in ("ijepa_timm_models", "timm_encoder", "timm_input_format", "TimmInput",
+                                           "timm_transform", "load_ijepa_checkpoint")}
 
 
-def _timm_from_file(name: str, checkpoint_path: str | Path, **kw) -> nn.Module:
-    "timm model `name` (no classifier) with the weights of a local file, read by timm's converters; a file that does not fit is an error."
-    import timm
-    checkpoint_path = Path(checkpoint_path)
-    if not checkpoint_path.is_file(): raise FileNotFoundError(f"checkpoint for timm model {name!r} not found: {checkpoint_path}")
-    try:
-        with _timm_load_messages() as msgs:
-            model = timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay=dict(file=str(checkpoint_path)), **kw)
-    except Exception as e:
-        raise RuntimeError(f"could not load weights for timm model {name!r} from {checkpoint_path}: {type(e).__name__}: {e}") from e
-    unfit = [m.getMessage()[:300] for m in msgs if m.getMessage().startswith(("Missing keys", "Unexpected keys", "Unable to convert"))]
-    if unfit: raise RuntimeError(f"weights in {checkpoint_path} do not fit timm model {name!r} built with {kw}: " + " | ".join(unfit))
-    return model
-
-# %% ../nbs/03_vit.ipynb #5663e82f
-def _timm_weights_cached(name: str) -> bool:
-    "Whether the pretrained weights of timm model `name` are already in the local HF-hub or torch-hub cache."
-    import huggingface_hub, timm
-    cfg = timm.models.get_pretrained_cfg(name)
-    if cfg is None: return False
-    if cfg.hf_hub_id and any(isinstance(huggingface_hub.try_to_load_from_cache(cfg.hf_hub_id, f), str)
-                             for f in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")):
-        return True
-    return bool(cfg.url) and (Path(torch.hub.get_dir()) / "checkpoints" / Path(urllib.parse.urlparse(cfg.url).path).name).is_file()
-
-
-def _timm_download(name: str, download_timeout: float = 60.0, **kw) -> nn.Module:
-    "timm model `name` (no classifier) with its pretrained weights, cached or downloaded with a socket timeout; offline and not cached is an error."
-    import timm
-    hint = "Download the weights where there is a network and pass checkpoint_path=..."
-    offline = hub_offline()
-    if offline and not _timm_weights_cached(name):
-        raise RuntimeError(f"pretrained weights for timm model {name!r} could not be downloaded: offline (HF_HUB_OFFLINE=1) "
-                           f"and not in the local cache. {hint}")
-    saved = socket.getdefaulttimeout()
-    try:
-        socket.setdefaulttimeout(download_timeout if saved is None else saved)   # torch.hub's urlopen waits forever otherwise
-        with hub_offline_mode(offline):
-            model = timm.create_model(name, pretrained=True, num_classes=0, **kw)
-    except Exception as e:
-        raise RuntimeError(f"pretrained weights for timm model {name!r} could not be downloaded or loaded "
-                           f"({type(e).__name__}: {e}). {hint}") from e
-    finally:
-        socket.setdefaulttimeout(saved)
-    return model
-
-# %% ../nbs/03_vit.ipynb #02ded909
-def timm_encoder(name: str, pretrained: bool = False, checkpoint_path: str | Path | None = None, *, pool: bool = True,
-                 download_timeout: float = 60.0, **kw) -> TimmEncoder:
-    "A timm model as a `TimmEncoder`: random init, downloaded weights (`pretrained`), or a local `checkpoint_path`."
-    import timm
-    if not timm.is_model(name): raise ValueError(f"unknown timm model {name!r}; see timm.list_models('*vit*')")
-    if checkpoint_path is not None: model = _timm_from_file(name, checkpoint_path, **kw)
-    elif pretrained: model = _timm_download(name, download_timeout, **kw)
-    else: model = timm.create_model(name, pretrained=False, num_classes=0, **kw)
-    return TimmEncoder(model.eval(), pool=pool)
-
-# %% ../nbs/03_vit.ipynb #b38cc3b3
-def timm_input_format(encoder: TimmEncoder) -> tuple[int, int]:
-    "(in_chans, side) of the square images a timm encoder's model takes: its patch embedding's, else its pretrained_cfg input_size."
-    m = encoder.model
-    pe = getattr(m, "patch_embed", None)
-    if getattr(pe, "img_size", None) is not None and hasattr(getattr(pe, "proj", None), "in_channels"):
-        c, (h, w) = pe.proj.in_channels, pe.img_size
-    elif (getattr(m, "pretrained_cfg", None) or {}).get("input_size"):
-        c, h, w = m.pretrained_cfg["input_size"]
-    else: raise ValueError(f"cannot tell which images {type(m).__name__} takes: no patch_embed.img_size and no pretrained_cfg input_size")
-    if h != w: raise ValueError(f"{type(m).__name__} takes {h}x{w} images, the experiments feed square ones: pass img_size=<side> in timm_kwargs")
-    return int(c), int(h)
-
-
-@dataclasses.dataclass(frozen=True)
-class TimmInput:
-    "uint8 images (B, c, H, W) -> a timm model's input: channels matched (`match_format`: grey replicated, colour averaged), then `transform`."
-    in_chans: int           # channels the model takes
-    transform: Transform    # resize to the model's side, normalise (a random resized crop when training)
-
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        if images.shape[1] != self.in_chans: images = match_format(images, self.in_chans, tuple(images.shape[-2:]))
-        return self.transform(images, generator)
-
-    def augmenting(self, crop_scale=(0.3, 1.0)) -> TimmInput:
-        "The same input with training crops (random resized crops of `crop_scale` of the area) instead of a plain resize."
-        return dataclasses.replace(self, transform=dataclasses.replace(self.transform, train=True, crop_scale=tuple(crop_scale)))
-
-
-def timm_transform(encoder: TimmEncoder, data: ImageData | None = None) -> TimmInput:
-    "The eval input of a timm encoder, normalised with `data`'s statistics (random init; pass the train split) or, when data is None, its pretrained_cfg mean/std (weights)."
-    C, side = timm_input_format(encoder)
-    if data is None:
-        cfg = getattr(encoder.model, "pretrained_cfg", None) or {}
-        mean, std = tuple(cfg.get("mean", (0.5,))), tuple(cfg.get("std", (0.5,)))
-        if len(mean) != C: mean, std = (sum(mean) / len(mean),), (sum(std) / len(std),)   # e.g. in_chans=1 with RGB statistics
-    else:
-        x = data.images if data.images.shape[1] == C else match_format(data.images, C, tuple(data.images.shape[-2:]))
-        mean, std = dataset_stats(ImageData(x, data.labels, data.classes))
-    return TimmInput(C, make_transform(False, side, mean, std))
-
-# %% ../nbs/03_vit.ipynb #864a82f3
-def load_ijepa_checkpoint(module: nn.Module, path: str | Path, key: str = "target_encoder", strict: bool = True) -> nn.Module:
-    "Load the `key` entry of an official I-JEPA checkpoint (`module.` prefixes stripped) into `module`; clear errors on bad files."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"I-JEPA checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"could not read I-JEPA checkpoint {path} (truncated or not a torch checkpoint?): {type(e).__name__}: {e}") from e
-    if not isinstance(ckpt, dict) or key not in ckpt:
-        raise KeyError(f"I-JEPA checkpoint {path} has no {key!r} entry; it has {list(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__}")
-    module.load_state_dict({k.removeprefix("module."): v for k, v in ckpt[key].items()}, strict=strict)
-    return module
+def __getattr__(name: str):
+    "Names that moved out of this module: the object from its new home, with a FutureWarning (gone next release)."
+    if name not in _MOVED: raise AttributeError(f"module 'jepa_nb.vit' has no attribute {name!r}")
+    import importlib, warnings
+    warnings.warn(f"jepa_nb.vit.{name} moved: import it from {_MOVED[name]}", FutureWarning, stacklevel=2)
+    return getattr(importlib.import_module(_MOVED[name]), name)
