@@ -78,28 +78,31 @@ def _span(a: np.ndarray) -> tuple:
 
 
 def _to_uint8(arrays: list[np.ndarray], names: list[str], where: str) -> list[np.ndarray]:
-    "8-bit pixels from the arrays of one column (`names[i]`: where `arrays[i]` came from); what cannot be read as pixels raises."
+    "8-bit pixels from the arrays of one column (`names[i]`: where `arrays[i]` is from); what is not pixels raises."
     floats = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
     if bad := [i for i in floats if not np.isfinite(arrays[i]).all()]:
-        raise ValueError(f"{where}: {names[bad[0]]} holds NaN or infinite pixels; replace them (e.g. by 0) before loading")
-    lo, hi = min([_span(arrays[i])[0] for i in floats], default=0), max([_span(arrays[i])[1] for i in floats], default=0)
+        raise ValueError(f"{where}: {names[bad[0]]} holds NaN or infinite pixels; replace them (e.g. by 0)")
+    spans = {i: _span(arrays[i]) for i in floats}
+    lo, hi = min([s[0] for s in spans.values()], default=0), max([s[1] for s in spans.values()], default=0)
     if lo < 0 or hi > 255:
-        i = next(i for i in floats if _span(arrays[i])[0] < 0 or _span(arrays[i])[1] > 255)
-        raise ValueError(f"{where}: {names[i]} holds float pixels in [{lo:g}, {hi:g}], outside both [0, 1] and [0, 255]; "
-                         f"rescale them to [0, 1] (or store uint8 pixels)")
+        i = next(i for i, s in spans.items() if s[0] < 0 or s[1] > 255)
+        raise ValueError(f"{where}: {names[i]} holds float pixels in [{lo:g}, {hi:g}], outside both [0, 1] and "
+                         f"[0, 255]; rescale them to [0, 1] (or store uint8 pixels)")
     scale = 255.0 if hi <= 1 else 1.0                    # floats: all in [0, 1] -> x 255; else already in [0, 255]
     out = []
     for a, name in zip(arrays, names):
         if a.dtype == np.bool_: a = a.astype(np.uint8) * 255
-        elif a.dtype.kind == "u" and a.dtype.itemsize == 2: a = np.round(a * (255 / 65535)).astype(np.uint8)   # 16-bit samples
+        elif a.dtype.kind == "u" and a.dtype.itemsize == 2:                   # 16-bit samples: 65535 is full scale
+            a = np.round(a * (255 / 65535)).astype(np.uint8)
         elif a.dtype.kind == "f": a = np.round(a * scale).astype(np.uint8)
         elif a.dtype.kind in "iu" and a.dtype != np.uint8:
             if _span(a)[0] < 0 or _span(a)[1] > 255:
-                raise ValueError(f"{where}: {name} holds {a.dtype} pixels in [{_span(a)[0]}, {_span(a)[1]}], beyond 8 bits; store "
-                                 f"them as uint8 (0..255) or as uint16 (0..65535, scaled to 8 bits)")
+                raise ValueError(f"{where}: {name} holds {a.dtype} pixels in [{_span(a)[0]}, {_span(a)[1]}], beyond 8 "
+                                 f"bits; store them as uint8 (0..255) or as uint16 (0..65535, scaled to 8 bits)")
             a = a.astype(np.uint8)
         elif a.dtype != np.uint8:
-            raise ValueError(f"{where}: {name} holds {a.dtype} values, not pixels; store images as uint8, uint16 or float arrays")
+            raise ValueError(f"{where}: {name} holds {a.dtype} values, not pixels; store images as uint8, uint16 or "
+                             f"float arrays")
         out.append(a)
     return out
 
@@ -108,25 +111,26 @@ def _is_deep(mode: str) -> bool: return mode in ("I", "F") or mode.startswith("I
 
 
 def _pil_array(im, mode: str, name: str) -> np.ndarray:
-    "A decoded PIL image as (H, W, C) in `mode` ('L' or 'RGB'): PIL converts 8-bit modes; deeper ones keep their samples."
+    "A decoded PIL image as (H, W, C) in `mode` ('L' or 'RGB'): PIL converts 8-bit modes; deeper ones keep samples."
     if _is_deep(im.mode):                                 # PIL's convert would clip them to 0..255
         a = np.asarray(im)
-        if im.mode == "I":                                # 32-bit integers, read as 16-bit samples (Pillow's older 16-bit PNGs)
-            if _span(a)[0] < 0 or _span(a)[1] > 65535:
-                raise ValueError(f"{name} holds 32-bit integer pixels in [{_span(a)[0]}, {_span(a)[1]}], beyond 16 bits; save it "
-                                 f"as an 8-bit or 16-bit greyscale image")
+        if im.mode == "I":                                # 32-bit integers: 16-bit samples (older Pillow's PNGs)
+            lo, hi = _span(a)
+            if lo < 0 or hi > 65535:
+                raise ValueError(f"{name} holds 32-bit integer pixels in [{lo}, {hi}], beyond 16 bits; save it as an "
+                                 f"8-bit or 16-bit greyscale image")
             a = a.astype(np.uint16)
         a = a[..., None]
         return np.repeat(a, 3, axis=2) if mode == "RGB" else a
     try: a = np.asarray(im if im.mode == mode else im.convert(mode))
     except ValueError as e:
-        raise ValueError(f"{name} has PIL mode {im.mode!r}, which PIL cannot convert to {mode!r} ({e}); save it as an 8-bit "
-                         f"greyscale or RGB PNG") from None
+        raise ValueError(f"{name} has PIL mode {im.mode!r}, which PIL cannot convert to {mode!r} ({e}); save it as an "
+                         f"8-bit greyscale or RGB PNG") from None
     return a[..., None] if a.ndim == 2 else a
 
 
 def _decoded_images(ds, col: str, name: str, mode: str) -> list[np.ndarray]:
-    "Every image of column `col` decoded by `datasets` (EXIF orientation applied), in `mode`, scaled to 8 bits: (H, W, C) each."
+    "The images of column `col`, decoded by `datasets` (EXIF orientation applied), in `mode`, in 8 bits: (H, W, C)."
     import datasets
     arrays, names, decoder = [], [], datasets.Image()
     for i, x in enumerate(ds.cast_column(col, datasets.Image(decode=False))[col]):
@@ -160,7 +164,7 @@ def _array_images(ds, col: str, name: str) -> torch.Tensor | list[torch.Tensor]:
 
 
 def _image_tensor(ds, col: str, name: str, image_size: int | None, mode: str | None = None) -> torch.Tensor:
-    "uint8 (N, C, H, W) from an image column (decoded in `mode`) or an array column, in 8 bits; `image_size` resizes and crops."
+    "uint8 (N, C, H, W) from an image column (decoded in `mode`) or an array column; `image_size` resizes and crops."
     import datasets
     if isinstance(ds.features[col], datasets.Image):
         ims = [torch.tensor(a).permute(2, 0, 1) for a in _decoded_images(ds, col, name, mode)]
@@ -173,9 +177,9 @@ def _image_tensor(ds, col: str, name: str, image_size: int | None, mode: str | N
     sizes = sorted({tuple(c.shape[-2:]) for c in ims})
     if len(sizes) > 1:
         side = min(min(s) for s in sizes)
-        raise ValueError(f"dataset {name!r} has images of {len(sizes)} different sizes (H, W) {sizes[:4]}{'...' if len(sizes) > 4 else ''}; "
-                         f"pass image_size={side} to resize each image's short side to {side} and centre-crop it "
-                         f"(an experiment: -p image_size={side})")
+        raise ValueError(f"dataset {name!r} has images of {len(sizes)} different sizes (H, W) {sizes[:4]}"
+                         f"{'...' if len(sizes) > 4 else ''}; pass image_size={side} to resize each image's short "
+                         f"side to {side} and centre-crop it (an experiment: -p image_size={side})")
     return torch.stack(ims).contiguous()
 
 # %% ../nbs/01_data.ipynb #8172b7ba
@@ -210,7 +214,8 @@ def _image_mode(ds, col: str, name: str = "") -> str:
         show = lambda ms: ", ".join(f"{m} ({', '.join(where[m])})" for m in ms)
         raise ValueError(f"dataset {name!r} mixes greyscale and colour images: {show(grey)} vs "
                          f"{show(sorted(set(where) - set(grey)))}; pass mode='L' to convert every image to greyscale "
-                         f"or mode='RGB' to convert every image to colour (an experiment: -p image_mode=L or -p image_mode=RGB)")
+                         f"or mode='RGB' to convert every image to colour (an experiment: -p image_mode=L or "
+                         f"-p image_mode=RGB)")
     return "L" if grey else "RGB"
 
 # %% ../nbs/01_data.ipynb #28dd8da2
@@ -431,10 +436,10 @@ class DataFields(Config):
     n_train: int | None = None                     # use the first n train images (None: all)
     img_size: int = 32                             # input side after the crop (paper: 224)
     crop_scale: tuple[float, float] = (0.3, 1.0)   # RandomResizedCrop area range (paper)
-    image_mode: str = ""                           # folder:/parquet: files: "" each in its stored mode, "L" all grey, "RGB" all colour
-    image_size: int = 0                            # files and hub sets: resize the short side and centre-crop on loading (0: as stored)
+    image_mode: str = ""                           # image files: "" as stored, "L" all grey, "RGB" all colour
+    image_size: int = 0                            # files, hub sets: resize + centre-crop to (0: as stored)
 
     def _check(self) -> None:
         if self.img_size < 1: raise ConfigError(f"parameter 'img_size' must be >= 1, got {self.img_size}")
         if self.n_train is not None and self.n_train < 1: raise ConfigError(f"parameter 'n_train' must be >= 1 or None, got {self.n_train}")
-        load_options(self.dataset, self.image_mode, self.image_size)      # raises on options the dataset cannot take
+        load_options(self.dataset, self.image_mode, self.image_size)      # options the dataset cannot take raise

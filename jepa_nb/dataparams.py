@@ -4,7 +4,7 @@
 __all__ = ['FILE_KINDS', 'BUILTIN_SIZES', 'IMAGE_MODES', 'load_options', 'count_images', 'check_batch_fits', 'check_data_params']
 
 # %% ../nbs/01_data.ipynb #04fba36d
-# jepa_nb.dataparams: a run's data parameters checked before anything loads, torch-free for the runner (lesson 01)
+# jepa_nb.dataparams: a run's data parameters checked before anything loads; torch-free, for the runner (lesson 01)
 import typing
 from pathlib import Path
 
@@ -13,33 +13,34 @@ from .core import load_settings
 
 # %% ../nbs/01_data.ipynb #4cfc048e
 FILE_KINDS = ("folder", "parquet")        # datasets named 'folder:PATH' / 'parquet:PATH'
-BUILTIN_SIZES = {"mnist5k": {"train": 4000, "test": 1000, "all": 5000}, "digits": {"train": 1497, "test": 300, "all": 1797},
-                 "shapes": {"train": 2000, "test": 2000}, "counting": {"train": 2000, "test": 2000}}   # images per split
+BUILTIN_SIZES = {"mnist5k": {"train": 4000, "test": 1000, "all": 5000},                  # images per split
+                 "digits": {"train": 1497, "test": 300, "all": 1797},
+                 "shapes": {"train": 2000, "test": 2000}, "counting": {"train": 2000, "test": 2000}}
 IMAGE_MODES = ("", "L", "RGB")            # "": every image in the mode it is stored in
 
 
 def load_options(dataset: str, image_mode: str = "", image_size: int = 0) -> dict:
     "The `load_data` options that the parameters `image_mode` / `image_size` ask of `dataset` (none when unset)."
     name = dataset or load_settings().default_dataset
-    is_file = name.partition(":")[0] in FILE_KINDS and ":" in name
     if image_mode not in IMAGE_MODES:
-        raise ConfigError(f"parameter 'image_mode' must be one of {list(IMAGE_MODES)} ('' keeps each image's mode), got {image_mode!r}")
+        raise ConfigError(f"parameter 'image_mode' must be one of {list(IMAGE_MODES)} ('' keeps each image's mode), "
+                          f"got {image_mode!r}")
     if image_size < 0: raise ConfigError(f"parameter 'image_size' must be >= 0 (0: the stored size), got {image_size}")
-    if image_mode and not is_file:
+    if image_mode and not (":" in name and name.partition(":")[0] in FILE_KINDS):
         raise ConfigError(f"parameter 'image_mode' converts image files, but dataset {name!r} is not 'folder:PATH' or "
                           f"'parquet:PATH'; leave it empty (its default)")
     if image_size and name in BUILTIN_SIZES:
-        raise ConfigError(f"parameter 'image_size' resizes image files and hub datasets, but {name!r} is built in at its own size; "
-                          f"leave it 0 and set img_size, the input side")
+        raise ConfigError(f"parameter 'image_size' resizes image files and hub datasets, but {name!r} is built in at "
+                          f"its own size; leave it 0 and set img_size, the input side")
     return {**({"mode": image_mode} if image_mode else {}), **({"image_size": image_size} if image_size else {})}
 
 # %% ../nbs/01_data.ipynb #2909d410
 def count_images(dataset: str, split: str = "train") -> int | None:
-    "The number of images in a split without loading them (built-in sets, image files, parquet rows); None where it cannot tell."
+    "Images in a split without loading them (known sizes, image files, parquet rows); None where that cannot tell."
     if dataset in BUILTIN_SIZES: return BUILTIN_SIZES[dataset].get(split)
     kind, _, raw = dataset.partition(":")
     path = Path(raw.replace("{split}", split)).expanduser()
-    if kind not in FILE_KINDS or not raw or not path.exists(): return None   # hub sets are not counted; a missing path: the loader says so
+    if kind not in FILE_KINDS or not raw or not path.exists(): return None   # hub; missing: the loader says so
     if kind == "parquet":
         import pyarrow.parquet as pq
         return pq.ParquetFile(path).metadata.num_rows if path.is_file() else None
@@ -51,21 +52,22 @@ def count_images(dataset: str, split: str = "train") -> int | None:
 
 # %% ../nbs/01_data.ipynb #cbcd76c7
 def check_batch_fits(dataset: str, batch_size: int, *, n_train: int | None = None, n_images: int | None = None) -> None:
-    "Raise `ConfigError` when fewer images than one batch are trained on: `n_images` (else `count_images`), at most `n_train`."
-    size = count_images(dataset) if n_images is None else n_images
-    if size is None: return                                                   # cannot tell before loading: the training loop checks
-    n = min(size, n_train) if n_train else size
-    if n >= batch_size: return
-    if n_train and (n_train < size or n_images is not None and n_train == size):
-        raise ConfigError(f"parameter 'n_train' ({n_train}) keeps fewer images than one batch (batch_size {batch_size}); raise n_train "
-                          f"to at least {batch_size} (-p n_train={batch_size}; 0: all) or lower batch_size to {n} (-p batch_size={n})")
-    if n == 0: raise ConfigError(f"dataset {dataset!r} holds no training images; point it at a folder or file with images")
-    raise ConfigError(f"dataset {dataset!r} has {n} training images, fewer than one batch (batch_size {batch_size}); lower batch_size "
-                      f"to {n} or less (-p batch_size={n})" + (" or add images to the dataset" if ":" in dataset else ""))
+    "Raise `ConfigError` when a run has fewer images than one batch: `n_images`, else `count_images` up to `n_train`."
+    size = count_images(dataset)                                            # None: cannot tell before loading
+    n = n_images if n_images is not None else None if size is None else min(size, n_train) if n_train else size
+    if n is None or n >= batch_size: return                                 # unknown here: the training loop checks
+    if n == 0: raise ConfigError(f"dataset {dataset!r} holds no training images; point it at images")
+    by_n_train = bool(n_train) and n_train <= n and (size is None or n_train < size)   # n_train limits
+    if by_n_train and (size is None or size >= batch_size):
+        more = f" or raise n_train to at least {batch_size} (-p n_train={batch_size}; 0: all)"
+    else: more = " or add images to the dataset" if not by_n_train and ":" in dataset else ""
+    raise ConfigError(f"{n} training image{'s are' if n > 1 else ' is'} fewer than one batch (batch_size {batch_size}; "
+                      f"dataset {dataset!r}: {'not counted' if size is None else size}, n_train: {n_train or 'all'}); "
+                      f"lower batch_size to {n} or less (-p batch_size={n}){more}")
 
 
 def check_data_params(params: typing.Mapping) -> None:
-    "An experiment's data parameters (those of `dataset`, `n_train`, `batch_size`, `image_mode`, `image_size` it has), checked before loading."
+    "An experiment's data parameters (of `dataset`, `n_train`, `batch_size`, `image_mode`, `image_size`: those given)."
     dataset = params.get("dataset") or load_settings().default_dataset
     load_options(dataset, params.get("image_mode") or "", params.get("image_size") or 0)
     if params.get("batch_size"): check_batch_fits(dataset, params["batch_size"], n_train=params.get("n_train"))
