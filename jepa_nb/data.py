@@ -17,6 +17,7 @@ from fastcore.basics import patch
 
 from .config import Config, ConfigError
 from .core import hub_offline, hub_offline_mode, hub_reachable, load_settings
+from .dataparams import load_options
 
 # %% auto #0
 __all__ = ['SPLIT_SEED', 'MNIST5K_TEST_PER_CLASS', 'DIGITS_TEST_PER_CLASS', 'HUB_DATASETS', 'LOCAL_DATASETS', 'SPLITS',
@@ -71,6 +72,72 @@ def head(self: ImageData, n: int | None) -> ImageData:
     if n is not None and n < 0: raise ValueError(f"head needs n >= 0 (0 or None: all), got {n}")
     return self.subset(range(min(n, len(self)))) if n else self
 
+# %% ../nbs/01_data.ipynb #5e1c0a17
+def _span(a: np.ndarray) -> tuple:
+    return (a.min().item(), a.max().item()) if a.size else (0, 0)
+
+
+def _to_uint8(arrays: list[np.ndarray], names: list[str], where: str) -> list[np.ndarray]:
+    "8-bit pixels from the arrays of one column (`names[i]`: where `arrays[i]` is from); what is not pixels raises."
+    floats = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
+    if bad := [i for i in floats if not np.isfinite(arrays[i]).all()]:
+        raise ValueError(f"{where}: {names[bad[0]]} holds NaN or infinite pixels; replace them (e.g. by 0)")
+    spans = {i: _span(arrays[i]) for i in floats}
+    lo, hi = min([s[0] for s in spans.values()], default=0), max([s[1] for s in spans.values()], default=0)
+    if lo < 0 or hi > 255:
+        i = next(i for i, s in spans.items() if s[0] < 0 or s[1] > 255)
+        raise ValueError(f"{where}: {names[i]} holds float pixels in [{lo:g}, {hi:g}], outside both [0, 1] and "
+                         f"[0, 255]; rescale them to [0, 1] (or store uint8 pixels)")
+    scale = 255.0 if hi <= 1 else 1.0                    # floats: all in [0, 1] -> x 255; else already in [0, 255]
+    out = []
+    for a, name in zip(arrays, names):
+        if a.dtype == np.bool_: a = a.astype(np.uint8) * 255
+        elif a.dtype.kind == "u" and a.dtype.itemsize == 2:                   # 16-bit samples: 65535 is full scale
+            a = np.round(a * (255 / 65535)).astype(np.uint8)
+        elif a.dtype.kind == "f": a = np.round(a * scale).astype(np.uint8)
+        elif a.dtype.kind in "iu" and a.dtype != np.uint8:
+            if _span(a)[0] < 0 or _span(a)[1] > 255:
+                raise ValueError(f"{where}: {name} holds {a.dtype} pixels in [{_span(a)[0]}, {_span(a)[1]}], beyond 8 "
+                                 f"bits; store them as uint8 (0..255) or as uint16 (0..65535, scaled to 8 bits)")
+            a = a.astype(np.uint8)
+        elif a.dtype != np.uint8:
+            raise ValueError(f"{where}: {name} holds {a.dtype} values, not pixels; store images as uint8, uint16 or "
+                             f"float arrays")
+        out.append(a)
+    return out
+
+# %% ../nbs/01_data.ipynb #9b3f6d21
+def _is_deep(mode: str) -> bool: return mode in ("I", "F") or mode.startswith("I;16")   # one grey channel, > 8 bits
+
+
+def _pil_array(im, mode: str, name: str) -> np.ndarray:
+    "A decoded PIL image as (H, W, C) in `mode` ('L' or 'RGB'): PIL converts 8-bit modes; deeper ones keep samples."
+    if _is_deep(im.mode):                                 # PIL's convert would clip them to 0..255
+        a = np.asarray(im)
+        if im.mode == "I":                                # 32-bit integers: 16-bit samples (older Pillow's PNGs)
+            lo, hi = _span(a)
+            if lo < 0 or hi > 65535:
+                raise ValueError(f"{name} holds 32-bit integer pixels in [{lo}, {hi}], beyond 16 bits; save it as an "
+                                 f"8-bit or 16-bit greyscale image")
+            a = a.astype(np.uint16)
+        a = a[..., None]
+        return np.repeat(a, 3, axis=2) if mode == "RGB" else a
+    try: a = np.asarray(im if im.mode == mode else im.convert(mode))
+    except ValueError as e:
+        raise ValueError(f"{name} has PIL mode {im.mode!r}, which PIL cannot convert to {mode!r} ({e}); save it as an "
+                         f"8-bit greyscale or RGB PNG") from None
+    return a[..., None] if a.ndim == 2 else a
+
+
+def _decoded_images(ds, col: str, name: str, mode: str) -> list[np.ndarray]:
+    "The images of column `col`, decoded by `datasets` (EXIF orientation applied), in `mode`, in 8 bits: (H, W, C)."
+    import datasets
+    arrays, names, decoder = [], [], datasets.Image()
+    for i, x in enumerate(ds.cast_column(col, datasets.Image(decode=False))[col]):
+        names.append(f"file {x['path']}" if x["path"] else f"row {i}")
+        arrays.append(_pil_array(decoder.decode_example(x), mode, names[-1]))
+    return _to_uint8(arrays, names, f"dataset {name!r}")
+
 # %% ../nbs/01_data.ipynb #23ce48a4
 def _resize_center_crop(img: torch.Tensor, size: int) -> torch.Tensor:
     "uint8 (C, H, W) -> uint8 (C, size, size): resize the short side to `size` (antialiased), centre-crop."
@@ -82,29 +149,44 @@ def _resize_center_crop(img: torch.Tensor, size: int) -> torch.Tensor:
     return x[:, top:top + size, left:left + size].round().clamp(0, 255).to(torch.uint8)
 
 
-def _image_tensor(ds, col: str, name: str, image_size: int | None) -> torch.Tensor:
-    "uint8 (N, C, H, W) from an image column (decoded in one mode) or an array column; `image_size` resizes and crops."
-    col_ = ds.with_format("torch", columns=[col])[:][col]
-    if isinstance(col_, torch.Tensor):                        # arrays stored as (N, H, W) or (N, C, H, W)
-        col_ = col_[:, None] if col_.ndim == 3 else col_
-        ims = [col_] if image_size is None or col_.shape[-2:] == (image_size, image_size) else list(col_)
+def _array_images(ds, col: str, name: str) -> torch.Tensor | list[torch.Tensor]:
+    "An array column in 8 bits: one uint8 (N, C, H, W) when the rows share a shape, else a (C, H, W) per row."
+    feat = ds.features[col]
+    while not hasattr(feat, "dtype") and hasattr(feat, "feature"): feat = feat.feature     # List(List(Value)) -> Value
+    try: kw = {"dtype": np.dtype(feat.dtype)}             # the stored dtype: numpy format would widen ints to int64
+    except (AttributeError, TypeError): kw = {}
+    col_, where = ds.with_format("numpy", columns=[col], **kw)[:][col], f"dataset {name!r}"
+    if isinstance(col_, np.ndarray) and col_.dtype != object:     # stored as (N, H, W) or (N, C, H, W)
+        a = torch.from_numpy(np.array(_to_uint8([col_], [f"column {col!r}"], where)[0]))
+        return a[:, None] if a.ndim == 3 else a
+    arrays = _to_uint8([np.asarray(c) for c in col_], [f"row {i} of column {col!r}" for i in range(len(col_))], where)
+    return [torch.from_numpy(np.array(a[None] if a.ndim == 2 else a)) for a in arrays]
+
+
+def _image_tensor(ds, col: str, name: str, image_size: int | None, mode: str | None = None) -> torch.Tensor:
+    "uint8 (N, C, H, W) from an image column (decoded in `mode`) or an array column; `image_size` resizes and crops."
+    import datasets
+    if isinstance(ds.features[col], datasets.Image):
+        ims = [torch.tensor(a).permute(2, 0, 1) for a in _decoded_images(ds, col, name, mode)]
     else:
-        ims = [c[None] if c.ndim == 2 else c for c in col_]
-    if len(ims) > 1 or image_size is not None and ims[0].shape[-2:] != (image_size, image_size):
-        if image_size is None:
-            sizes = sorted({tuple(c.shape[-2:]) for c in ims})
-            if len(sizes) > 1:
-                raise ValueError(f"dataset {name!r} has images of different sizes {sizes[:4]}...; pass image_size= to resize them")
-            ims = [torch.stack(ims)]
-        else:
-            ims = [torch.stack([_resize_center_crop(c.to(torch.uint8), image_size) for c in ims])]
-    return ims[0].clamp(0, 255).to(torch.uint8).contiguous()
+        ims = _array_images(ds, col, name)
+    if isinstance(ims, torch.Tensor):
+        if image_size is None or ims.shape[-2:] == (image_size, image_size): return ims.contiguous()
+        ims = list(ims)
+    if image_size is not None: return torch.stack([_resize_center_crop(c, image_size) for c in ims])
+    sizes = sorted({tuple(c.shape[-2:]) for c in ims})
+    if len(sizes) > 1:
+        side = min(min(s) for s in sizes)
+        raise ValueError(f"dataset {name!r} has images of {len(sizes)} different sizes (H, W) {sizes[:4]}"
+                         f"{'...' if len(sizes) > 4 else ''}; pass image_size={side} to resize each image's short "
+                         f"side to {side} and centre-crop it (an experiment: -p image_size={side})")
+    return torch.stack(ims).contiguous()
 
 # %% ../nbs/01_data.ipynb #8172b7ba
 _LABEL_COLS = ("label", "labels", "fine_label")   # label columns found without being named
 
 
-def _is_grey(mode: str) -> bool: return mode in ("1", "L", "LA", "I", "F") or mode.startswith("I;")
+def _is_grey(mode: str) -> bool: return mode in ("1", "L", "LA", "La", "I", "F") or mode.startswith("I;")
 
 
 def _as_image_column(ds, col: str):
@@ -132,7 +214,8 @@ def _image_mode(ds, col: str, name: str = "") -> str:
         show = lambda ms: ", ".join(f"{m} ({', '.join(where[m])})" for m in ms)
         raise ValueError(f"dataset {name!r} mixes greyscale and colour images: {show(grey)} vs "
                          f"{show(sorted(set(where) - set(grey)))}; pass mode='L' to convert every image to greyscale "
-                         f"or mode='RGB' to convert every image to colour")
+                         f"or mode='RGB' to convert every image to colour (an experiment: -p image_mode=L or "
+                         f"-p image_mode=RGB)")
     return "L" if grey else "RGB"
 
 # %% ../nbs/01_data.ipynb #28dd8da2
@@ -168,10 +251,10 @@ def hf_to_imagedata(ds, name: str = "", image_col: str | None = None, label_col:
     if mode not in (None, "L", "RGB"): raise ValueError(f"mode must be None (all images in one mode), 'L' or 'RGB', got {mode!r}")
     ds = _as_image_column(ds, image_col)
     if isinstance(ds.features[image_col], datasets.Image):   # decoded as (C, H, W) in one mode for all images
-        ds = ds.cast_column(image_col, datasets.Image(mode=mode or _image_mode(ds, image_col, name)))
+        mode = mode or _image_mode(ds, image_col, name)
     elif mode is not None:
         raise ValueError(f"mode={mode!r} converts image files, but column {image_col!r} of {name!r} holds arrays ({ds.features[image_col]})")
-    images = _image_tensor(ds, image_col, name, image_size)
+    images = _image_tensor(ds, image_col, name, image_size, mode)
     if label_col is None:
         labels, names = torch.full((len(images),), -1, dtype=torch.long), None
     else:
@@ -353,7 +436,10 @@ class DataFields(Config):
     n_train: int | None = None                     # use the first n train images (None: all)
     img_size: int = 32                             # input side after the crop (paper: 224)
     crop_scale: tuple[float, float] = (0.3, 1.0)   # RandomResizedCrop area range (paper)
+    image_mode: str = ""                           # image files: "" as stored, "L" all grey, "RGB" all colour
+    image_size: int = 0                            # files, hub sets: resize + centre-crop to (0: as stored)
 
     def _check(self) -> None:
         if self.img_size < 1: raise ConfigError(f"parameter 'img_size' must be >= 1, got {self.img_size}")
         if self.n_train is not None and self.n_train < 1: raise ConfigError(f"parameter 'n_train' must be >= 1 or None, got {self.n_train}")
+        load_options(self.dataset, self.image_mode, self.image_size)      # options the dataset cannot take raise

@@ -23,6 +23,7 @@ from .collectives import rank_world
 from .core import get_device
 from .rundir import new_run, Run
 from .data import load_data
+from .dataparams import load_options
 from .checkpoint import load_model
 from .methods import PretrainConfig, config_fields
 from .monitors import TensorBoardCallback
@@ -106,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         if rank == 0:
             run = (Run(run_dir) if (run_dir / "config.json").is_file()
                    else new_run("pretrain", cfg, path=run_dir, seed=cfg.seed))
-        train = load_data(cfg.dataset, "train", seed=cfg.seed)
-        monitor = load_data(cfg.dataset, args.monitor, seed=cfg.seed)
+        opts = load_options(cfg.dataset, cfg.image_mode, cfg.image_size)
+        train = load_data(cfg.dataset, "train", seed=cfg.seed, **opts)
+        monitor = load_data(cfg.dataset, args.monitor, seed=cfg.seed, **opts)
         callbacks = [TensorBoardCallback(run_dir / "tensorboard")] if args.tensorboard and rank == 0 else []
         res = pretrain(cfg, train, run=run, resume=args.resume or None, monitor_data=monitor, progress=False,
                           checkpoint_path=run_dir / "checkpoint.pt", callbacks=callbacks)

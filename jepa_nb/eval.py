@@ -341,12 +341,13 @@ def attentive_probe(train_tokens: torch.Tensor, train_y, test_tokens: torch.Tens
     return ProbeResult(test_acc, train_acc, float(best_ep), best, val_accs)
 
 # %% ../nbs/07_eval.ipynb #1cfa1d4e
-def timm_spec(encoder: str, *, timm_kwargs: dict | None = None, dataset: str = "",
-              compare_checkpoints=()) -> str | None:
+def timm_spec(encoder: str, *, timm_kwargs: dict | None = None, dataset: str = "", image_mode: str = "",
+              image_size: int = 0, compare_checkpoints=()) -> str | None:
     ("The timm model name of an experiment's `encoder='timm:<name>'`; "
      "None for '' / 'checkpoint' (a 10_pretrain checkpoint). Parameters that do not fit the choice are errors.")
     if encoder in ("", "checkpoint"):
-        extra = [k for k, v in dict(timm_kwargs=timm_kwargs, dataset=dataset).items() if v]
+        extra = [k for k, v in dict(timm_kwargs=timm_kwargs, dataset=dataset, image_mode=image_mode,
+                                    image_size=image_size).items() if v]
         if extra:
             raise ValueError(f"parameter(s) {extra} only apply to encoder='timm:<name>'; "
                              f"a 10_pretrain checkpoint brings its own architecture and data")

@@ -177,6 +177,8 @@ def start_loop(cfg: PretrainConfig, data: ImageData, *, run: Run | None = None, 
     total = cfg.epochs * spe
     end = total if max_steps is None else min(total, max_steps)
     if prior["step"] > end or prior["step"] == end and resume is None:
+        from jepa_nb.dataparams import check_batch_fits          # fewer images than one batch: say which and what to do
+        check_batch_fits(cfg.dataset, cfg.batch_size, n_train=cfg.n_train, n_images=len(data))
         raise ValueError(f"nothing to do: start step {prior['step']} >= last step {end}")
     ckpt_path = Path(checkpoint_path) if checkpoint_path else (run.path / "checkpoint.pt" if run is not None else None)
     extra = prior["extra"]
