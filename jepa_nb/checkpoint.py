@@ -13,6 +13,7 @@ import torch
 
 from .rundir import atomic_save, read_status, write_json
 from .data import ImageData, load_data
+from .dataparams import load_options
 from .transforms import make_transform
 from .methods import PretrainConfig, build_model
 from .optim import PretrainMethod
@@ -104,5 +105,6 @@ def load_compared(paths: Sequence, like: PretrainConfig, in_chans: int, *, allow
 
 def eval_transform(cfg: PretrainConfig, full_train: ImageData | None = None):
     "The eval transform of a run of `cfg`: its resolution, normalised with the statistics of the images it was pretrained on (the first `n_train` of its train split)."
-    tr = load_data(cfg.dataset, "train", seed=cfg.seed) if full_train is None else full_train
+    opts = load_options(cfg.dataset, cfg.image_mode, cfg.image_size)          # a mixed folder: as the run read it
+    tr = load_data(cfg.dataset, "train", seed=cfg.seed, **opts) if full_train is None else full_train
     return make_transform(False, cfg.img_size, data=tr.head(cfg.n_train))

@@ -203,12 +203,11 @@ def test_a_real_smoke_run_pretrains_on_a_mixed_folder_with_the_parameters(mixed,
     assert res["steps"] == 4 and 0 < res["linear_acc"] <= 1                # 160 images at batch 64, 2 epochs
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="eval_transform (lesson 06, jepa_nb/checkpoint.py) reloads "
-                   "load_data(cfg.dataset, 'train', seed=cfg.seed) without the run's image_mode / image_size")
 def test_eval_transform_of_a_mixed_folder_run_reloads_its_data_with_the_parameters(mixed):
     from jepa_nb.checkpoint import eval_transform
     from jepa_nb.methods import PretrainConfig
-    eval_transform(PretrainConfig(dataset=mixed, image_mode="L", image_size=28))
+    tf = eval_transform(PretrainConfig(dataset=mixed, image_mode="L", image_size=28, img_size=32))
+    assert len(tf.mean) == 1 and tf.size == 32      # grey, as the run read the folder
 
 
 # --- fewer images than one batch ------------------------------------------------------------------------------------------
