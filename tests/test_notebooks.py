@@ -85,3 +85,12 @@ def test_make_help_lists_every_target_and_main_installs_no_browser():
     assert targets and targets == helped, f"targets without a help line: {sorted(targets - helped)}"
     dry = subprocess.run(["make", "-n", "main", "STAMP=/dev/null"], cwd=ROOT, capture_output=True, text=True).stdout
     assert "apt-get" not in dry and "ci/reproduce.py" in dry, dry
+
+
+def test_every_relative_link_of_the_readme_and_results_page_exists():
+    "README.md and data/reference/RESULTS.md link only to files that are in the repository."
+    import re
+    for page in (ROOT / "README.md", ROOT / "data" / "reference" / "RESULTS.md"):
+        links = [l for l in re.findall(r"\]\(([^)\s]+)\)", page.read_text()) if not l.startswith(("http", "#"))]
+        missing = [l for l in links if not (page.parent / l.split("#")[0]).exists()]
+        assert links and not missing, f"{page.name}: links to missing files {missing}"
