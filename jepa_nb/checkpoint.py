@@ -28,11 +28,13 @@ class CheckpointError(RuntimeError):
 
 
 def save_checkpoint(path, model: PretrainMethod, optimizer, step: int, cfg: PretrainConfig, **extra) -> Path:
-    "Write model/optimizer state, config and step to `path` atomically, then its summary `path`.json (step, total_steps); a failed write raises `WriteError`."
+    ("Write model/optimizer state, config and step to `path` atomically, "
+     "then its summary `path`.json (step, total_steps); a failed write raises `WriteError`.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"format": CKPT_FORMAT, "step": int(step), "config": cfg.to_dict(), "in_chans": model.encoder.patch_embed.in_chans,
-             "model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer is not None else None, "extra": extra}
+    state = {"format": CKPT_FORMAT, "step": int(step), "config": cfg.to_dict(),
+             "in_chans": model.encoder.patch_embed.in_chans, "model": model.state_dict(),
+             "optimizer": optimizer.state_dict() if optimizer is not None else None, "extra": extra}
     atomic_save(path, lambda tmp: torch.save(state, tmp))
     summary = {"step": int(step), "total_steps": extra.get("total_steps"), "method": cfg.method, "file": path.name}
     write_json(path.with_suffix(".json"), summary)                 # readable without torch (the runner)
@@ -46,9 +48,12 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt? {path.stat().st_size} bytes): {type(e).__name__}: {e}") from e
+        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt? {path.stat().st_size} bytes): "
+                              f"{type(e).__name__}: {e}") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") not in READ_FORMATS:
-        raise CheckpointError(f"{path} is not a jepa_nb checkpoint (format {ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__!r}, expected {CKPT_FORMAT!r})")
+        raise CheckpointError(f"{path} is not a jepa_nb checkpoint "
+                              f"(format {ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__!r}, "
+                              f"expected {CKPT_FORMAT!r})")
     missing = [k for k in ("step", "config", "model", "optimizer", "in_chans") if k not in ckpt]
     if missing: raise CheckpointError(f"checkpoint {path} lacks {missing}")
     return ckpt
@@ -64,39 +69,49 @@ def load_model(path, map_location="cpu") -> tuple[PretrainMethod, PretrainConfig
     return model, cfg, ckpt
 
 
-def load_pretrained(path, map_location="cpu", *, allow_partial: bool = False) -> tuple[PretrainMethod, PretrainConfig, dict]:
-    "`load_model` for evaluation: also refuse a stale checkpoint (unfinished training, or out of step with its run folder)."
+def load_pretrained(path, map_location="cpu", *,
+                    allow_partial: bool = False) -> tuple[PretrainMethod, PretrainConfig, dict]:
+    ("`load_model` for evaluation: "
+     "also refuse a stale checkpoint (unfinished training, or out of step with its run folder).")
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path}. Pretrain first (e.g. `jepa-nb run nbs/10_pretrain.ipynb`) "
-                              f"and pass its checkpoint.pt path")
+        raise CheckpointError(f"checkpoint not found: {path}. Pretrain first "
+                              f"(e.g. `jepa-nb run nbs/10_pretrain.ipynb`) and pass its checkpoint.pt path")
     model, cfg, ckpt = load_model(path, map_location)
     total = ckpt["extra"].get("total_steps") if isinstance(ckpt.get("extra"), dict) else None
     if total is not None and ckpt["step"] < total and not allow_partial:
-        raise CheckpointError(f"stale checkpoint {path}: training stopped at step {ckpt['step']} of {total} (interrupted, or max_steps); "
-                              f"resume it with pretrain(..., resume=path) or pass allow_partial=True")
+        raise CheckpointError(f"stale checkpoint {path}: training stopped at step {ckpt['step']} of {total} "
+                              f"(interrupted, or max_steps); resume it with pretrain(..., resume=path) "
+                              f"or pass allow_partial=True")
     status, config = path.parent / "status.json", path.parent / "config.json"
     if status.exists():                                            # written by the runner (lesson 09)
         st = read_status(path.parent)
         if st.get("status") != "complete":
             raise CheckpointError(f"stale checkpoint {path}: the run that wrote it is {st.get('status')!r} ({status})")
         if path.stat().st_mtime > status.stat().st_mtime + 1:
-            raise CheckpointError(f"stale checkpoint {path}: rewritten after its run finished ({status}); rerun that experiment")
+            raise CheckpointError(f"stale checkpoint {path}: rewritten after its run finished ({status}); "
+                                  f"rerun that experiment")
     if config.exists():                                            # the run's own config must be the checkpoint's
         run_cfg = json.loads(config.read_text())
-        diff = {k: (v, run_cfg[k]) for k, v in cfg.to_dict().items() if k in run_cfg and v != run_cfg[k]}   # to_dict is JSON-shaped
-        if diff: raise CheckpointError(f"stale checkpoint {path}: its settings differ from {config} (checkpoint, run): {diff}")
+        # to_dict is JSON-shaped
+        diff = {k: (v, run_cfg[k]) for k, v in cfg.to_dict().items() if k in run_cfg and v != run_cfg[k]}
+        if diff:
+            raise CheckpointError(f"stale checkpoint {path}: its settings differ from {config} "
+                                  f"(checkpoint, run): {diff}")
     return model, cfg, ckpt
 
 # %% ../nbs/06_train.ipynb #80653371
-def load_compared(paths: Sequence, like: PretrainConfig, in_chans: int, *, allow_partial: bool = False) -> dict[str, tuple]:
-    "Checkpoints to compare with a run of `like`: {name: (model, cfg, ckpt)}, named by method (numbered when methods repeat)."
+def load_compared(paths: Sequence, like: PretrainConfig, in_chans: int, *,
+                  allow_partial: bool = False) -> dict[str, tuple]:
+    ("Checkpoints to compare with a run of `like`: {name: (model, cfg, ckpt)}, "
+     "named by method (numbered when methods repeat).")
     if not all(isinstance(p, (str, Path)) and str(p) for p in paths):
         raise ValueError(f"expected a list of checkpoint.pt paths, got {list(paths)!r}")
     loaded = [(str(p), *load_pretrained(p, allow_partial=allow_partial)) for p in paths]
     for p, _, c, ck in loaded:
         if (c.dataset, c.img_size, ck["in_chans"]) != (like.dataset, like.img_size, in_chans):
-            raise ValueError(f"checkpoint {p} was trained on (dataset, img_size, in_chans) {(c.dataset, c.img_size, ck['in_chans'])}, "
+            raise ValueError(f"checkpoint {p} was trained on (dataset, img_size, in_chans) "
+                             f"{(c.dataset, c.img_size, ck['in_chans'])}, "
                              f"not {(like.dataset, like.img_size, in_chans)} like the run it is compared with")
     methods = [c.method for _, _, c, _ in loaded]
     names = [m + (str(methods[:i + 1].count(m)) if methods.count(m) > 1 else "") for i, m in enumerate(methods)]
@@ -104,7 +119,8 @@ def load_compared(paths: Sequence, like: PretrainConfig, in_chans: int, *, allow
 
 
 def eval_transform(cfg: PretrainConfig, full_train: ImageData | None = None):
-    "The eval transform of a run of `cfg`: its resolution, normalised with the statistics of the images it was pretrained on (the first `n_train` of its train split)."
+    ("The eval transform of a run of `cfg`: its resolution, "
+     "normalised with the statistics of the images it was pretrained on (the first `n_train` of its train split).")
     opts = load_options(cfg.dataset, cfg.image_mode, cfg.image_size)          # a mixed folder: as the run read it
     tr = load_data(cfg.dataset, "train", seed=cfg.seed, **opts) if full_train is None else full_train
     return make_transform(False, cfg.img_size, data=tr.head(cfg.n_train))

@@ -24,7 +24,8 @@ MethodName = typing.Literal[tuple(METHODS)]
 
 @dataclasses.dataclass(frozen=True)
 class MethodFields(Config):
-    method: MethodName = "ijepa"                   # a name of METHODS: ijepa (05b), lejepa (05a), mae (05c), vicreg (05d)
+    method: MethodName = "ijepa"                   # a name of METHODS:
+                                                   # ijepa (05b), lejepa (05a), mae (05c), vicreg (05d)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +33,8 @@ class RuntimeFields(Config):
     seed: int = 0                                  # seed for init, data order, crops, masks
     device: str = "auto"                           # auto | cpu | cuda | mps
     bf16: bool = True                              # bf16 autocast (used on CUDA only)
-    compile: bool = False                          # torch.compile the trained networks (CUDA: worth it for long runs; first steps compile)
+    compile: bool = False                          # torch.compile the trained networks
+                                                   # (CUDA: worth it for long runs; first steps compile)
     log_every: int = 20                            # steps between log lines and metric rows
     monitor_every: int = 0                         # steps between collapse monitors (0: once per epoch)
     ckpt_every: int = 0                            # steps between checkpoints (0: at the end only)
@@ -46,7 +48,8 @@ RUNTIME_FIELDS = tuple(f.name for f in dataclasses.fields(RuntimeFields) if f.na
 
 
 def field_groups() -> tuple:
-    "Every field group once, in reading order: the method, data, encoder, schedules, each method's own groups, the runtime."
+    ("Every field group once, in reading order: "
+     "the method, data, encoder, schedules, each method's own groups, the runtime.")
     own = []
     for m in METHODS.values():
         own += [g for g in m.fields if g not in own]
@@ -61,7 +64,8 @@ class PretrainConfig(*reversed(field_groups())):
         for group in field_groups():
             if "_check" in vars(group): group._check(self)
         if self.img_size % self.patch_size:
-            raise ConfigError(f"parameter 'img_size' ({self.img_size}) must be divisible by 'patch_size' ({self.patch_size})")
+            raise ConfigError(f"parameter 'img_size' ({self.img_size}) "
+                              f"must be divisible by 'patch_size' ({self.patch_size})")
         METHODS[self.method].check_config(self)
 
     @property

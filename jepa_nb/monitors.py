@@ -40,11 +40,13 @@ def collapse_monitors(model, x) -> dict:
 
 def run_evaluators(model, evaluators: dict) -> dict:
     "Each evaluator's number for the evaluated encoder (in eval mode, no grad), e.g. an online probe's accuracy."
-    return in_eval_mode(model, lambda: {name: float(fn(model.target_encoder)) for name, fn in evaluators.items()}) if evaluators else {}
+    return (in_eval_mode(model, lambda: {name: float(fn(model.target_encoder)) for name, fn in evaluators.items()})
+            if evaluators else {})
 
 # %% ../nbs/06_train.ipynb #0874b375
 def plot_training_curves(history: list, monitors: list, cfg=None):
-    "Loss with its yardstick (the position-only predictor), the share of the init left in the EMA target, and the collapse monitors."
+    ("Loss with its yardstick (the position-only predictor), the share of the init left in the EMA target, "
+     "and the collapse monitors.")
     import matplotlib.pyplot as plt
     steps = [h["step"] + 1 for h in history]
     fig, axes = plt.subplots(1, 4, figsize=(15, 3))
@@ -54,27 +56,32 @@ def plot_training_curves(history: list, monitors: list, cfg=None):
         axes[0].plot(steps, [h["pos_only_loss"] for h in history], lw=0.8, ls="--", label="position-only predictor")
     if "pred_loss_stroke" in history[0]:                                  # the tokens where content can show
         axes[0].plot(steps, [h["pred_loss_stroke"] for h in history], lw=0.8, c="C3", label="prediction, stroke tokens")
-        axes[0].plot(steps, [h["pos_only_loss_stroke"] for h in history], lw=0.8, ls="--", c="C3", label="position-only, stroke tokens")
+        axes[0].plot(steps, [h["pos_only_loss_stroke"] for h in history], lw=0.8, ls="--", c="C3",
+                     label="position-only, stroke tokens")
     axes[0].set(xlabel="step", title=f"{cfg.method if cfg else ''} loss", yscale="log"); axes[0].legend(fontsize=7)
     if "init_share" in history[0]:
         axes[1].plot(steps, [h["init_share"] for h in history]); axes[1].set(ylim=(0, 1.02))
     axes[1].set(xlabel="step", title="share of the init left in the target")
     for ax, key in zip(axes[2:], ["feature_std", "effective_rank"]):
-        ax.plot([m["step"] for m in monitors], [m[key] for m in monitors], "o-"); ax.set(xlabel="step", title=f"pooled {key.replace('_', ' ')}")
+        ax.plot([m["step"] for m in monitors], [m[key] for m in monitors], "o-")
+        ax.set(xlabel="step", title=f"pooled {key.replace('_', ' ')}")
     fig.tight_layout()
     return fig
 
 # %% ../nbs/06_train.ipynb #53a82f3d
 class TensorBoardCallback:
-    "A training callback writing each step record's numbers to TensorBoard event files in `log_dir` (needs `tensorboard`)."
+    ("A training callback writing each step record's numbers to TensorBoard event files in `log_dir` "
+     "(needs `tensorboard`).")
     def __init__(self, log_dir: str | Path):
         try: from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:
-            raise ImportError(f"TensorBoard logging needs the tensorboard package ({e}); pip install tensorboard, or leave it off") from None
+            raise ImportError(f"TensorBoard logging needs the tensorboard package ({e}); "
+                              f"pip install tensorboard, or leave it off") from None
         self.log_dir, self.writer = Path(log_dir), SummaryWriter(str(log_dir))
 
     def __call__(self, step: int, rec: dict) -> None:
         for k, v in rec.items():
-            if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool): self.writer.add_scalar(k, v, step + 1)
+            if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                self.writer.add_scalar(k, v, step + 1)
 
     def close(self) -> None: self.writer.close()

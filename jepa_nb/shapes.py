@@ -23,7 +23,8 @@ SHAPE_FACTORS = {"shape": SHAPES, "colour": tuple(COLOURS), "background": tuple(
 
 
 def _factor_probs(factor: str, p, rare: str | None, rare_rate: float) -> torch.Tensor:
-    "A validated probability vector for one factor (uniform when `p` is None; one value at `rare_rate` when `rare` is set)."
+    ("A validated probability vector for one factor "
+     "(uniform when `p` is None; one value at `rare_rate` when `rare` is set).")
     names = SHAPE_FACTORS[factor]
     if rare is not None:
         if p is not None: raise ValueError(f"give either rare_{factor} or {factor}_probs, not both")
@@ -31,14 +32,17 @@ def _factor_probs(factor: str, p, rare: str | None, rare_rate: float) -> torch.T
         if not 0 < rare_rate < 1: raise ValueError(f"rare_rate must be in (0, 1), got {rare_rate}")
         p = [(1 - rare_rate) / (len(names) - 1)] * len(names)
         p[names.index(rare)] = rare_rate
-    p = torch.full((len(names),), 1 / len(names), dtype=torch.float64) if p is None else torch.as_tensor(p, dtype=torch.float64)
+    p = (torch.full((len(names),), 1 / len(names), dtype=torch.float64) if p is None
+         else torch.as_tensor(p, dtype=torch.float64))
     if p.shape != (len(names),) or (p < 0).any() or not math.isclose(p.sum().item(), 1.0, abs_tol=1e-6):
-        raise ValueError(f"{factor}_probs must be {len(names)} non-negative numbers summing to 1 (for {list(names)}), got {p.tolist()}")
+        raise ValueError(f"{factor}_probs must be {len(names)} non-negative numbers summing to 1 "
+                         f"(for {list(names)}), got {p.tolist()}")
     return p / p.sum()
 
 # %% ../nbs/01_data.ipynb #33b68f65
 def _shape_masks(kind: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    "Boolean pixel masks (n, H, W) of shape `kind` (n,) with offsets dy, dx (n, H, W) from the centre and radius r (n, 1, 1)."
+    ("Boolean pixel masks (n, H, W) of shape `kind` (n,) with offsets dy, dx (n, H, W) "
+     "from the centre and radius r (n, 1, 1).")
     ay, ax = dy.abs(), dx.abs()
     masks = torch.stack([
         dx ** 2 + dy ** 2 <= r ** 2,                                       # circle
@@ -53,7 +57,8 @@ def _shape_masks(kind: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, r: torc
 def make_shapes(n: int = 2000, size: int = 32, seed: int = 0, *, shape_probs=None, colour_probs=None,
                 background_probs=None, size_probs=None, position_probs=None, rare_colour: str | None = None,
                 rare_shape: str | None = None, rare_rate: float = 0.02, stream: int = 0) -> ImageData:
-    "Procedural RGB shapes with controlled factor frequencies; labels = shape; meta = factors, centres, true `log_freq`."
+    ("Procedural RGB shapes with controlled factor frequencies; labels = shape; "
+     "meta = factors, centres, true `log_freq`.")
     if n < 1 or size < 8: raise ValueError(f"make_shapes needs n >= 1 and size >= 8, got n={n}, size={size}")
     probs = {"shape": _factor_probs("shape", shape_probs, rare_shape, rare_rate),
              "colour": _factor_probs("colour", colour_probs, rare_colour, rare_rate),
@@ -83,9 +88,11 @@ def make_shapes(n: int = 2000, size: int = 32, seed: int = 0, *, shape_probs=Non
 
 # %% ../nbs/01_data.ipynb #2c8542c2
 def make_counting(n: int = 2000, size: int = 32, seed: int = 0, *, max_objects: int = 4, stream: int = 0) -> ImageData:
-    "RGB scenes of 1..max_objects non-touching shapes on black; labels = count - 1; meta: count, centre / radius per object (NaN if absent)."
+    ("RGB scenes of 1..max_objects non-touching shapes on black; labels = count - 1; meta: count, "
+     "centre / radius per object (NaN if absent).")
     if n < 1 or size < 12: raise ValueError(f"make_counting needs n >= 1 and size >= 12, got n={n}, size={size}")
-    if not 1 <= max_objects <= 9: raise ValueError(f"max_objects must be in 1..9 (one object per cell of a 3x3 grid), got {max_objects}")
+    if not 1 <= max_objects <= 9:
+        raise ValueError(f"max_objects must be in 1..9 (one object per cell of a 3x3 grid), got {max_objects}")
     g = make_generator(seed, 0xC0047, stream)
     count = torch.randint(1, max_objects + 1, (n,), generator=g)                        # (n,)
     cells = torch.rand(n, 9, generator=g).argsort(1)[:, :max_objects]                   # (n, max) distinct cells
@@ -93,18 +100,22 @@ def make_counting(n: int = 2000, size: int = 32, seed: int = 0, *, max_objects: 
     colour = torch.randint(0, len(COLOURS), (n, max_objects), generator=g)
     side = size / 3
     radius = (0.08 + 0.04 * torch.rand(n, max_objects, generator=g)) * size           # (n, max), < side / 2
-    margin = (side / 2 - radius - 1).clamp_min(0)                  # room to move, keeping 1 px to the cell border: objects >= 2 px apart
+    # room to move, keeping 1 px to the cell border: objects >= 2 px apart
+    margin = (side / 2 - radius - 1).clamp_min(0)
     cell_yx = torch.stack([cells // 3, cells % 3], -1).float()                         # (n, max, 2)
     centre = (cell_yx + 0.5) * side + (2 * torch.rand(n, max_objects, 2, generator=g) - 1) * margin[..., None]
     yy, xx = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
     images = torch.zeros(n, 3, size, size, dtype=torch.uint8)
     rgb = torch.tensor(list(COLOURS.values()), dtype=torch.uint8)
     present = torch.arange(max_objects)[None] < count[:, None]                         # (n, max)
-    for j in range(max_objects):                                                       # a few slots, each vectorised over images
-        m = _shape_masks(kind[:, j], yy - centre[:, j, 0, None, None], xx - centre[:, j, 1, None, None], radius[:, j, None, None])
+    # a few slots, each vectorised over images
+    for j in range(max_objects):
+        m = _shape_masks(kind[:, j], yy - centre[:, j, 0, None, None], xx - centre[:, j, 1, None, None],
+                         radius[:, j, None, None])
         m &= present[:, j, None, None]
         images = torch.where(m[:, None], rgb[colour[:, j]][:, :, None, None], images)
     nan = torch.tensor(float("nan"))
-    meta = {"count": count, "centre": torch.where(present[..., None], centre, nan), "radius": torch.where(present, radius, nan),
+    meta = {"count": count, "centre": torch.where(present[..., None], centre, nan),
+            "radius": torch.where(present, radius, nan),
             "shape": torch.where(present, kind, -1), "colour": torch.where(present, colour, -1)}
     return ImageData(images.contiguous(), count - 1, [str(k) for k in range(1, max_objects + 1)], "counting", meta)

@@ -39,14 +39,17 @@ def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
     mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     std = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     if mean.shape[1] not in (1, x.shape[1]) or std.shape[1] not in (1, x.shape[1]):
-        raise ValueError(f"normalize: mean/std have {mean.shape[1]}/{std.shape[1]} channels, the batch has {x.shape[1]}")
+        raise ValueError(f"normalize: mean/std have {mean.shape[1]}/{std.shape[1]} channels, "
+                         f"the batch has {x.shape[1]}")
     return (x - mean) / std
 
 # %% ../nbs/01_data.ipynb #9d973d06
 def crop_boxes(B: int, scale=(0.3, 1.0), ratio=(3 / 4, 4 / 3), generator: torch.Generator | None = None,
                image_hw: tuple[int, int] = (1, 1)) -> torch.Tensor:
-    "Random boxes (B, 4) as (cy, cx, h, w) in fractions of the image: area fraction in `scale`, log-uniform pixel aspect w/h in `ratio`."
-    if not (0 < scale[0] <= scale[1] <= 1): raise ValueError(f"crop scale must satisfy 0 < min <= max <= 1, got {scale}")
+    ("Random boxes (B, 4) as (cy, cx, h, w) in fractions of the image: area fraction in `scale`, "
+     "log-uniform pixel aspect w/h in `ratio`.")
+    if not (0 < scale[0] <= scale[1] <= 1):
+        raise ValueError(f"crop scale must satisfy 0 < min <= max <= 1, got {scale}")
     if not (0 < ratio[0] <= ratio[1]): raise ValueError(f"crop ratio must satisfy 0 < min <= max, got {ratio}")
     H, W = image_hw
     area = torch.empty(B).uniform_(scale[0], scale[1], generator=generator)
@@ -60,14 +63,16 @@ def crop_boxes(B: int, scale=(0.3, 1.0), ratio=(3 / 4, 4 / 3), generator: torch.
 # %% ../nbs/01_data.ipynb #d1280715
 def random_resized_crop(x: torch.Tensor, size: int | tuple[int, int], scale=(0.3, 1.0), ratio=(3 / 4, 4 / 3),
                         generator: torch.Generator | None = None, boxes: torch.Tensor | None = None) -> torch.Tensor:
-    "Batched RandomResizedCrop of a float batch: one random box per image, resampled bilinearly to `size` by one `grid_sample`."
+    ("Batched RandomResizedCrop of a float batch: one random box per image, "
+     "resampled bilinearly to `size` by one `grid_sample`.")
     _float_batch(x, "random_resized_crop")
     B, C, H, W = x.shape
     size = to_pair(size)
     boxes = crop_boxes(B, scale, ratio, generator, (H, W)) if boxes is None else boxes.to(x.dtype)
     if boxes.shape != (B, 4): raise ValueError(f"boxes must be (B={B}, 4) as (cy, cx, h, w), got {tuple(boxes.shape)}")
     cy, cx, h, w = boxes.to(x.dtype).unbind(1)
-    theta = torch.zeros(B, 2, 3, dtype=x.dtype)            # output [-1, 1] -> input [-1, 1]: x_in = w * x_out + (2 cx - 1)
+    # output [-1, 1] -> input [-1, 1]: x_in = w * x_out + (2 cx - 1)
+    theta = torch.zeros(B, 2, 3, dtype=x.dtype)
     theta[:, 0, 0], theta[:, 0, 2] = w, 2 * cx - 1
     theta[:, 1, 1], theta[:, 1, 2] = h, 2 * cy - 1
     grid = F.affine_grid(theta.to(x.device), (B, C, *size), align_corners=False)   # (B, h_out, w_out, 2)
@@ -91,26 +96,31 @@ class Transform:
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # RandomResizedCrop aspect range
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        if images.dtype != torch.uint8: raise ValueError(f"Transform expects uint8 images (B, C, H, W), got {images.dtype}")
+        if images.dtype != torch.uint8:
+            raise ValueError(f"Transform expects uint8 images (B, C, H, W), got {images.dtype}")
         x = images.float() / 255
         if self.train:
-            if generator is None: raise ValueError("a training Transform needs a torch.Generator (e.g. make_generator(seed, step))")
+            if generator is None:
+                raise ValueError("a training Transform needs a torch.Generator (e.g. make_generator(seed, step))")
             x = random_resized_crop(x, self.size, self.crop_scale, self.crop_ratio, generator=generator)
         else:
             x = resize(x, self.size)
         return normalize(x, self.mean, self.std)
 
 
-def make_transform(train: bool, size: int, mean=None, std=None, crop_scale=(0.3, 1.0), *, data: "ImageData | None" = None) -> Transform:
+def make_transform(train: bool, size: int, mean=None, std=None, crop_scale=(0.3, 1.0), *,
+                   data: "ImageData | None" = None) -> Transform:
     "A `Transform`; mean/std default to `dataset_stats(data)` when `data` (the training split) is given, else 0.5."
     if mean is None or std is None:
         m, s = dataset_stats(data) if data is not None else ((0.5,), (0.5,))
         mean, std = (m if mean is None else mean), (s if std is None else std)
-    return Transform(int(size), tuple(float(v) for v in mean), tuple(float(v) for v in std), bool(train), tuple(crop_scale))
+    return Transform(int(size), tuple(float(v) for v in mean), tuple(float(v) for v in std), bool(train),
+                     tuple(crop_scale))
 
 # %% ../nbs/01_data.ipynb #fe1c6119
 def match_format(images: torch.Tensor, channels: int, size: int | tuple[int, int]) -> torch.Tensor:
-    "uint8 images (N, c, h, w) -> uint8 (N, channels, *size): colour <-> grey through the channel mean, then an antialiased bilinear resize."
+    ("uint8 images (N, c, h, w) -> uint8 (N, channels, *size): colour <-> grey through the channel mean, "
+     "then an antialiased bilinear resize.")
     x = images.float()
     if x.shape[1] != channels: x = x.mean(1, keepdim=True).expand(-1, channels, -1, -1)   # (N, channels, h, w)
     size = to_pair(size)
