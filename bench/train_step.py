@@ -72,7 +72,7 @@ from jepa_nb.ijepa import IJEPA, ijepa_loss, ijepa_targets
 from jepa_nb.masks import build_masker
 from jepa_nb.methods import PretrainConfig
 from jepa_nb.optim import method_step
-from jepa_nb.train import hparams_at
+from jepa_nb.methods import hparams_at
 
 try:
     from jepa_nb.optim import param_groups

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,18 +15,19 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 from .config import Config, ConfigError
-from .core import hub_offline, hub_offline_mode, hub_reachable, load_settings
+from .core import load_settings
 from .dataparams import load_options
+from .hfdata import HUB_DATASETS, hf_to_imagedata, load_hub, load_local
 
 # %% auto #0
-__all__ = ['SPLIT_SEED', 'MNIST5K_TEST_PER_CLASS', 'DIGITS_TEST_PER_CLASS', 'HUB_DATASETS', 'LOCAL_DATASETS', 'SPLITS',
-           'ImageData', 'hf_to_imagedata', 'fixed_split', 'load_mnist5k', 'load_digits', 'frame_like_mnist', 'load_hub',
-           'load_local', 'load_data', 'DataFields']
+__all__ = ['SPLIT_SEED', 'MNIST5K_TEST_PER_CLASS', 'DIGITS_TEST_PER_CLASS', 'LOCAL_DATASETS', 'SPLITS', 'ImageData',
+           'fixed_split', 'load_mnist5k', 'load_digits', 'frame_like_mnist', 'load_data', 'DataFields']
 
 # %% ../nbs/01_data.ipynb #a962dc08
 @dataclasses.dataclass
 class ImageData:
-    "An in-memory image dataset: uint8 `images` (N, C, H, W), int64 `labels` (N,) (-1: unlabelled), class names, metadata."
+    ("An in-memory image dataset: uint8 `images` (N, C, H, W), "
+     "int64 `labels` (N,) (-1: unlabelled), class names, metadata.")
     images: torch.Tensor                                   # uint8 (N, C, H, W)
     labels: torch.Tensor                                   # int64 (N,), -1 when unlabelled
     classes: list[str]                                     # class names, indexed by label
@@ -37,7 +37,8 @@ class ImageData:
     def __post_init__(self):
         if not isinstance(self.images, torch.Tensor) or self.images.dtype != torch.uint8 or self.images.ndim != 4:
             raise ValueError(f"ImageData.images must be a uint8 tensor (N, C, H, W), got "
-                             f"{getattr(self.images, 'dtype', type(self.images))} {tuple(getattr(self.images, 'shape', ()))}")
+                             f"{getattr(self.images, 'dtype', type(self.images))} "
+                             f"{tuple(getattr(self.images, 'shape', ()))}")
         self.labels = torch.as_tensor(self.labels).long()
         if self.labels.shape != (len(self.images),):
             raise ValueError(f"ImageData.labels must have shape ({len(self.images)},), got {tuple(self.labels.shape)}")
@@ -62,7 +63,8 @@ def subset(self: ImageData, idx) -> ImageData:
     idx = torch.as_tensor(list(idx) if isinstance(idx, range) else idx)
     if idx.dtype == torch.bool and idx.shape != (len(self),):
         raise ValueError(f"boolean subset mask must have shape ({len(self)},), got {tuple(idx.shape)}")
-    meta = {k: v[idx] if isinstance(v, torch.Tensor) and v.ndim > 0 and len(v) == len(self) else v for k, v in self.meta.items()}
+    meta = {k: v[idx] if isinstance(v, torch.Tensor) and v.ndim > 0 and len(v) == len(self) else v
+            for k, v in self.meta.items()}
     return ImageData(self.images[idx], self.labels[idx], list(self.classes), self.name, meta)
 
 # %% ../nbs/01_data.ipynb #7c053f77
@@ -72,197 +74,6 @@ def head(self: ImageData, n: int | None) -> ImageData:
     if n is not None and n < 0: raise ValueError(f"head needs n >= 0 (0 or None: all), got {n}")
     return self.subset(range(min(n, len(self)))) if n else self
 
-# %% ../nbs/01_data.ipynb #5e1c0a17
-def _span(a: np.ndarray) -> tuple:
-    return (a.min().item(), a.max().item()) if a.size else (0, 0)
-
-
-def _to_uint8(arrays: list[np.ndarray], names: list[str], where: str) -> list[np.ndarray]:
-    "8-bit pixels from the arrays of one column (`names[i]`: where `arrays[i]` is from); what is not pixels raises."
-    floats = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
-    if bad := [i for i in floats if not np.isfinite(arrays[i]).all()]:
-        raise ValueError(f"{where}: {names[bad[0]]} holds NaN or infinite pixels; replace them (e.g. by 0)")
-    spans = {i: _span(arrays[i]) for i in floats}
-    lo, hi = min([s[0] for s in spans.values()], default=0), max([s[1] for s in spans.values()], default=0)
-    if lo < 0 or hi > 255:
-        i = next(i for i, s in spans.items() if s[0] < 0 or s[1] > 255)
-        raise ValueError(f"{where}: {names[i]} holds float pixels in [{lo:g}, {hi:g}], outside both [0, 1] and "
-                         f"[0, 255]; rescale them to [0, 1] (or store uint8 pixels)")
-    scale = 255.0 if hi <= 1 else 1.0                    # floats: all in [0, 1] -> x 255; else already in [0, 255]
-    out = []
-    for a, name in zip(arrays, names):
-        if a.dtype == np.bool_: a = a.astype(np.uint8) * 255
-        elif a.dtype.kind == "u" and a.dtype.itemsize == 2:                   # 16-bit samples: 65535 is full scale
-            a = np.round(a * (255 / 65535)).astype(np.uint8)
-        elif a.dtype.kind == "f": a = np.round(a * scale).astype(np.uint8)
-        elif a.dtype.kind in "iu" and a.dtype != np.uint8:
-            if _span(a)[0] < 0 or _span(a)[1] > 255:
-                raise ValueError(f"{where}: {name} holds {a.dtype} pixels in [{_span(a)[0]}, {_span(a)[1]}], beyond 8 "
-                                 f"bits; store them as uint8 (0..255) or as uint16 (0..65535, scaled to 8 bits)")
-            a = a.astype(np.uint8)
-        elif a.dtype != np.uint8:
-            raise ValueError(f"{where}: {name} holds {a.dtype} values, not pixels; store images as uint8, uint16 or "
-                             f"float arrays")
-        out.append(a)
-    return out
-
-# %% ../nbs/01_data.ipynb #9b3f6d21
-def _is_deep(mode: str) -> bool: return mode in ("I", "F") or mode.startswith("I;16")   # one grey channel, > 8 bits
-
-
-def _pil_array(im, mode: str, name: str) -> np.ndarray:
-    "A decoded PIL image as (H, W, C) in `mode` ('L' or 'RGB'): PIL converts 8-bit modes; deeper ones keep samples."
-    if _is_deep(im.mode):                                 # PIL's convert would clip them to 0..255
-        a = np.asarray(im)
-        if im.mode == "I":                                # 32-bit integers: 16-bit samples (older Pillow's PNGs)
-            lo, hi = _span(a)
-            if lo < 0 or hi > 65535:
-                raise ValueError(f"{name} holds 32-bit integer pixels in [{lo}, {hi}], beyond 16 bits; save it as an "
-                                 f"8-bit or 16-bit greyscale image")
-            a = a.astype(np.uint16)
-        a = a[..., None]
-        return np.repeat(a, 3, axis=2) if mode == "RGB" else a
-    try: a = np.asarray(im if im.mode == mode else im.convert(mode))
-    except ValueError as e:
-        raise ValueError(f"{name} has PIL mode {im.mode!r}, which PIL cannot convert to {mode!r} ({e}); save it as an "
-                         f"8-bit greyscale or RGB PNG") from None
-    return a[..., None] if a.ndim == 2 else a
-
-
-def _decoded_images(ds, col: str, name: str, mode: str) -> list[np.ndarray]:
-    "The images of column `col`, decoded by `datasets` (EXIF orientation applied), in `mode`, in 8 bits: (H, W, C)."
-    import datasets
-    arrays, names, decoder = [], [], datasets.Image()
-    for i, x in enumerate(ds.cast_column(col, datasets.Image(decode=False))[col]):
-        names.append(f"file {x['path']}" if x["path"] else f"row {i}")
-        arrays.append(_pil_array(decoder.decode_example(x), mode, names[-1]))
-    return _to_uint8(arrays, names, f"dataset {name!r}")
-
-# %% ../nbs/01_data.ipynb #23ce48a4
-def _resize_center_crop(img: torch.Tensor, size: int) -> torch.Tensor:
-    "uint8 (C, H, W) -> uint8 (C, size, size): resize the short side to `size` (antialiased), centre-crop."
-    C, H, W = img.shape
-    s = size / min(H, W)
-    h, w = max(size, round(H * s)), max(size, round(W * s))
-    x = F.interpolate(img[None].float(), size=(h, w), mode="bilinear", align_corners=False, antialias=True)[0]
-    top, left = (h - size) // 2, (w - size) // 2
-    return x[:, top:top + size, left:left + size].round().clamp(0, 255).to(torch.uint8)
-
-
-def _array_images(ds, col: str, name: str) -> torch.Tensor | list[torch.Tensor]:
-    "An array column in 8 bits: one uint8 (N, C, H, W) when the rows share a shape, else a (C, H, W) per row."
-    feat = ds.features[col]
-    while not hasattr(feat, "dtype") and hasattr(feat, "feature"): feat = feat.feature     # List(List(Value)) -> Value
-    try: kw = {"dtype": np.dtype(feat.dtype)}             # the stored dtype: numpy format would widen ints to int64
-    except (AttributeError, TypeError): kw = {}
-    col_, where = ds.with_format("numpy", columns=[col], **kw)[:][col], f"dataset {name!r}"
-    if isinstance(col_, np.ndarray) and col_.dtype != object:     # stored as (N, H, W) or (N, C, H, W)
-        a = torch.from_numpy(np.array(_to_uint8([col_], [f"column {col!r}"], where)[0]))
-        return a[:, None] if a.ndim == 3 else a
-    arrays = _to_uint8([np.asarray(c) for c in col_], [f"row {i} of column {col!r}" for i in range(len(col_))], where)
-    return [torch.from_numpy(np.array(a[None] if a.ndim == 2 else a)) for a in arrays]
-
-
-def _image_tensor(ds, col: str, name: str, image_size: int | None, mode: str | None = None) -> torch.Tensor:
-    "uint8 (N, C, H, W) from an image column (decoded in `mode`) or an array column; `image_size` resizes and crops."
-    import datasets
-    if isinstance(ds.features[col], datasets.Image):
-        ims = [torch.tensor(a).permute(2, 0, 1) for a in _decoded_images(ds, col, name, mode)]
-    else:
-        ims = _array_images(ds, col, name)
-    if isinstance(ims, torch.Tensor):
-        if image_size is None or ims.shape[-2:] == (image_size, image_size): return ims.contiguous()
-        ims = list(ims)
-    if image_size is not None: return torch.stack([_resize_center_crop(c, image_size) for c in ims])
-    sizes = sorted({tuple(c.shape[-2:]) for c in ims})
-    if len(sizes) > 1:
-        side = min(min(s) for s in sizes)
-        raise ValueError(f"dataset {name!r} has images of {len(sizes)} different sizes (H, W) {sizes[:4]}"
-                         f"{'...' if len(sizes) > 4 else ''}; pass image_size={side} to resize each image's short "
-                         f"side to {side} and centre-crop it (an experiment: -p image_size={side})")
-    return torch.stack(ims).contiguous()
-
-# %% ../nbs/01_data.ipynb #8172b7ba
-_LABEL_COLS = ("label", "labels", "fine_label")   # label columns found without being named
-
-
-def _is_grey(mode: str) -> bool: return mode in ("1", "L", "LA", "La", "I", "F") or mode.startswith("I;")
-
-
-def _as_image_column(ds, col: str):
-    "Cast a column of `{'bytes', 'path'}` structs or raw bytes (the `datasets.Image` storage, e.g. written by pandas) to `datasets.Image`."
-    import datasets
-    feat = ds.features[col]
-    is_struct = isinstance(feat, dict) and "bytes" in feat and set(feat) <= {"bytes", "path"}
-    if is_struct or feat == datasets.Value("binary") or feat == datasets.Value("large_binary"):
-        ds = ds.cast_column(col, datasets.Image())
-    return ds
-
-
-def _image_mode(ds, col: str, name: str = "") -> str:
-    "'L' when every image is greyscale, 'RGB' when every image is colour (modes read from file headers only); a mix is an error."
-    import io
-    import datasets
-    from PIL import Image
-    where: dict[str, list[str]] = {}                      # PIL mode -> up to 3 example files (or rows)
-    for i, x in enumerate(ds.cast_column(col, datasets.Image(decode=False))[col]):
-        with Image.open(io.BytesIO(x["bytes"]) if x["bytes"] is not None else x["path"]) as im:
-            ex = where.setdefault(im.mode, [])
-        if len(ex) < 3: ex.append(Path(x["path"]).name if x["path"] else f"row {i}")
-    grey = sorted(m for m in where if _is_grey(m))
-    if grey and len(grey) < len(where):
-        show = lambda ms: ", ".join(f"{m} ({', '.join(where[m])})" for m in ms)
-        raise ValueError(f"dataset {name!r} mixes greyscale and colour images: {show(grey)} vs "
-                         f"{show(sorted(set(where) - set(grey)))}; pass mode='L' to convert every image to greyscale "
-                         f"or mode='RGB' to convert every image to colour (an experiment: -p image_mode=L or "
-                         f"-p image_mode=RGB)")
-    return "L" if grey else "RGB"
-
-# %% ../nbs/01_data.ipynb #28dd8da2
-def _label_tensor(ds, col: str, name: str, classes: list | None) -> tuple[torch.Tensor, list | None]:
-    "int64 labels from column `col`; string labels become indices into `classes` (default: the sorted unique strings)."
-    import datasets
-    if getattr(ds.features[col], "dtype", None) in ("string", "large_string"):
-        found = sorted(ds.unique(col))
-        classes = list(found if classes is None else classes)
-        if unknown := [c for c in found if c not in classes]:
-            raise ValueError(f"dataset {name!r}: labels {unknown[:5]} in column {col!r} are not among the classes {classes[:10]}")
-        ds = ds.cast_column(col, datasets.ClassLabel(names=classes))
-    labels = torch.as_tensor(np.asarray(ds.with_format("numpy", columns=[col])[:][col]), dtype=torch.long)
-    return labels, classes if classes is not None else getattr(ds.features[col], "names", None)
-
-# %% ../nbs/01_data.ipynb #a70c102d
-def hf_to_imagedata(ds, name: str = "", image_col: str | None = None, label_col: str | None = "auto",
-                    classes: list | None = None, image_size: int | None = None, mode: str | None = None) -> ImageData:
-    "A Hugging Face `datasets.Dataset` with an image column and a label column (`label_col=None`: unlabelled on purpose) -> `ImageData`."
-    import datasets
-    cols = ds.column_names
-    image_col = image_col or next((c for c in ("image", "img", "pixel_values") if c in cols), None)
-    if image_col is None or image_col not in cols:
-        raise ValueError(f"dataset {name!r} has no image column {image_col or ''}; columns: {cols}")
-    if label_col == "auto":
-        label_col = next((c for c in _LABEL_COLS if c in cols), None)
-        if label_col is None:
-            raise ValueError(f"dataset {name!r} has no label column (looked for {list(_LABEL_COLS)}); columns: {cols}. Name the "
-                             f"column (labels='COLUMN' in load_data, label_col= here) or load it unlabelled on purpose with "
-                             f"labels=None (label_col=None here)")
-    if label_col is not None and label_col not in cols:
-        raise ValueError(f"dataset {name!r} has no label column {label_col!r}; columns: {cols}")
-    if mode not in (None, "L", "RGB"): raise ValueError(f"mode must be None (all images in one mode), 'L' or 'RGB', got {mode!r}")
-    ds = _as_image_column(ds, image_col)
-    if isinstance(ds.features[image_col], datasets.Image):   # decoded as (C, H, W) in one mode for all images
-        mode = mode or _image_mode(ds, image_col, name)
-    elif mode is not None:
-        raise ValueError(f"mode={mode!r} converts image files, but column {image_col!r} of {name!r} holds arrays ({ds.features[image_col]})")
-    images = _image_tensor(ds, image_col, name, image_size, mode)
-    if label_col is None:
-        labels, names = torch.full((len(images),), -1, dtype=torch.long), None
-    else:
-        labels, names = _label_tensor(ds, label_col, name, classes)
-    if classes is None:
-        classes = list(names) if names else [str(i) for i in range(int(labels.max()) + 1 if len(labels) else 0)]
-    return ImageData(images, labels, classes, name)
-
 # %% ../nbs/01_data.ipynb #b33291df
 SPLIT_SEED = 20230119          # fixed: dataset splits never move with an experiment's seed
 MNIST5K_TEST_PER_CLASS = 100
@@ -270,7 +81,8 @@ DIGITS_TEST_PER_CLASS = 30
 
 
 def fixed_split(labels: np.ndarray, test_per_class: int, split: str) -> np.ndarray:
-    "Indices of a stratified train/test split ('all' = train then test), fixed by `SPLIT_SEED`, in a fixed shuffled order."
+    ("Indices of a stratified train/test split ('all' = train then test), fixed by `SPLIT_SEED`, "
+     "in a fixed shuffled order.")
     rng = np.random.default_rng(SPLIT_SEED)
     test = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:test_per_class] for c in np.unique(labels)])
     is_test = np.zeros(len(labels), bool)
@@ -294,7 +106,8 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
 def _from_arrays(images: np.ndarray, labels: np.ndarray, name: str, classes: list[str]) -> ImageData:
     "uint8 arrays (N, H, W) -> a `datasets.Dataset` with typed columns -> `ImageData`."
     import datasets
-    feats = datasets.Features({"image": datasets.Array2D(images.shape[1:], "uint8"), "label": datasets.ClassLabel(names=classes)})
+    feats = datasets.Features({"image": datasets.Array2D(images.shape[1:], "uint8"),
+                               "label": datasets.ClassLabel(names=classes)})
     ds = datasets.Dataset.from_dict({"image": images, "label": labels}, features=feats)
     return hf_to_imagedata(ds, name)
 
@@ -307,7 +120,8 @@ def load_mnist5k(split: str = "train") -> ImageData:
 
 # %% ../nbs/01_data.ipynb #499f94d3
 def load_digits(split: str = "train", size: int | None = None) -> ImageData:
-    "scikit-learn's 1,797 8×8 digits (0..16 scaled to 0..255), fixed split (30 test per class); `size` upsamples bilinearly."
+    ("scikit-learn's 1,797 8×8 digits (0..16 scaled to 0..255), fixed split (30 test per class); "
+     "`size` upsamples bilinearly.")
     from sklearn.datasets import load_digits as _sk_digits
     d = _sk_digits()
     idx = fixed_split(d.target, DIGITS_TEST_PER_CLASS, split)
@@ -320,7 +134,8 @@ def load_digits(split: str = "train", size: int | None = None) -> ImageData:
 
 # %% ../nbs/01_data.ipynb #8f54ee05
 def frame_like_mnist(images: torch.Tensor, box: int = 20, size: int = 28) -> torch.Tensor:
-    "uint8 grey images (N, 1, h, w) -> uint8 (N, 1, size, size): resized to fit a `box` square (aspect kept), centre of mass at the centre."
+    ("uint8 grey images (N, 1, h, w) -> uint8 (N, 1, size, size): resized to fit a `box` square (aspect kept), "
+     "centre of mass at the centre.")
     if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
         raise ValueError(f"frame_like_mnist expects uint8 images, got {getattr(images, 'dtype', type(images))}")
     if images.ndim != 4 or images.shape[1] != 1:
@@ -328,7 +143,8 @@ def frame_like_mnist(images: torch.Tensor, box: int = 20, size: int = 28) -> tor
     if not 0 < box <= size: raise ValueError(f"frame_like_mnist needs 0 < box <= size, got box {box} > size {size}")
     N, _, h, w = images.shape
     bh, bw = max(1, round(h * box / max(h, w))), max(1, round(w * box / max(h, w)))
-    x = F.interpolate(images.float(), size=(bh, bw), mode="bilinear", align_corners=False, antialias=True)[:, 0]  # (N, bh, bw)
+    x = F.interpolate(images.float(), size=(bh, bw), mode="bilinear", align_corners=False,
+                      antialias=True)[:, 0]  # (N, bh, bw)
     x = x.clamp(0, 255)
     mass = x.sum((1, 2)).clamp_min(1e-6)
     cy = (x.sum(2) * torch.arange(bh)).sum(1) / mass                  # (N,) centre of mass, in pixels of the box
@@ -340,60 +156,6 @@ def frame_like_mnist(images: torch.Tensor, box: int = 20, size: int = 28) -> tor
     out = torch.zeros(N, size, size)
     out[torch.arange(N)[:, None, None], rows, cols] = x
     return out.round().to(torch.uint8)[:, None]                       # (N, 1, size, size)
-
-# %% ../nbs/01_data.ipynb #ff274d60
-HUB_DATASETS = {  # name -> hub id, config, image column, label column, {our split: hub split}, default image_size, image mode
-    "cifar10": dict(hub_id="uoft-cs/cifar10", config=None, image_col="img", label_col="label",
-                    splits={"train": "train", "test": "test"}, image_size=None, mode="RGB"),
-    "stl10": dict(hub_id="tanganke/stl10", config=None, image_col="image", label_col="label",
-                  splits={"train": "train", "test": "test"}, image_size=None, mode="RGB"),
-    "imagenette": dict(hub_id="frgfm/imagenette", config="160px", image_col="image", label_col="label",   # ImageNet has a few grey JPEGs
-                       splits={"train": "train", "test": "validation"}, image_size=128, mode="RGB"),
-}
-
-# %% ../nbs/01_data.ipynb #d376d428
-def load_hub(name: str, split: str = "train", *, image_size: int | None = None, cache_dir: str | Path | None = None) -> ImageData:
-    "A hub dataset (cifar10, stl10, imagenette) through `datasets.load_dataset`; fails fast with a clear error offline."
-    import datasets
-    if name not in HUB_DATASETS: raise ValueError(f"unknown hub dataset {name!r}; known: {list(HUB_DATASETS)}")
-    spec = HUB_DATASETS[name]
-    if split not in spec["splits"]: raise ValueError(f"unknown split {split!r} for {name}; choose from {list(spec['splits'])}")
-    cache_dir = str(cache_dir or load_settings().cache_dir)
-    offline = hub_offline() or not hub_reachable()
-    try:
-        with hub_offline_mode(offline):   # offline: only a copy already in cache_dir can load
-            ds = datasets.load_dataset(spec["hub_id"], spec["config"], split=spec["splits"][split], cache_dir=cache_dir)
-    except Exception as e:
-        why = "this machine is offline (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE set or the hub unreachable) and no cached copy was found" if offline else "the download failed"
-        raise ConnectionError(
-            f"could not load dataset {name!r} ({spec['hub_id']}, split {spec['splits'][split]!r}) from the Hugging Face hub: {why} "
-            f"[{type(e).__name__}: {str(e)[:160]}]. Provide a local copy instead: an image folder with one sub-folder per class "
-            f"-> load_data('folder:/path/to/{name}'), or a parquet file with columns image, label -> "
-            f"load_data('parquet:/path/to/{name}-{{split}}.parquet'); or download it on a machine online into cache_dir={cache_dir}.") from e
-    return hf_to_imagedata(ds, name, spec["image_col"], spec["label_col"], image_size=image_size or spec["image_size"], mode=spec["mode"])
-
-# %% ../nbs/01_data.ipynb #49ac7138
-def load_local(spec: str, split: str = "train", *, image_size: int | None = None, mode: str | None = None,
-               labels: str | None = "auto") -> ImageData:
-    "`folder:PATH` (class sub-folders, maybe under train/, test/) or `parquet:PATH` (image, label); `mode='L'|'RGB'` converts, `labels=None`: unlabelled."
-    import datasets
-    kind, _, raw = spec.partition(":")
-    if kind not in ("folder", "parquet"): raise ValueError(f"unknown local dataset kind {kind!r}; use 'folder:PATH' or 'parquet:PATH'")
-    if not raw: raise ValueError(f"{spec!r} names no path; use '{kind}:/path/to/data'")
-    path = Path(raw.replace("{split}", split)).expanduser()
-    if not path.exists(): raise FileNotFoundError(f"{kind} dataset not found: {path}")
-    if kind == "folder" and (path / split).is_dir(): path = path / split
-    elif split not in ("train", "all") and "{split}" not in raw:
-        raise ValueError(f"{spec!r} has no {split!r} split: give a folder with {split}/ inside, or a path with "
-                         f"'{{split}}' in it (e.g. '{kind}:/data/{{split}}.parquet')")
-    if kind == "folder":
-        ds = datasets.load_dataset("imagefolder", data_dir=str(path), split="train")
-        if labels == "auto" and "label" not in ds.column_names:      # imagefolder labels by sub-folder, and only with two or more
-            raise ValueError(f"folder {path} gives no labels: images are labelled by their class sub-folder and it needs at least two "
-                             f"(found {sorted(p.name for p in path.iterdir() if p.is_dir())}); load it unlabelled on purpose with labels=None")
-    else:
-        ds = datasets.load_dataset("parquet", data_files=str(path), split="train")
-    return hf_to_imagedata(ds, f"{kind}:{path}", label_col=labels, image_size=image_size, mode=mode)
 
 # %% ../nbs/01_data.ipynb #14c74958
 LOCAL_DATASETS = ("mnist5k", "digits", "shapes", "counting")
@@ -409,7 +171,8 @@ def _call_loader(fn, name: str, args: tuple, fixed: dict, options: dict):
 
 
 def load_data(name: str | None = None, split: str = "train", *, n: int | None = None, seed: int = 0, **kw) -> ImageData:
-    "Load a dataset by name: mnist5k, digits, shapes, counting, cifar10/stl10/imagenette, `folder:PATH` or `parquet:PATH`; `n` keeps the first n."
+    ("Load a dataset by name: mnist5k, digits, shapes, counting, cifar10/stl10/imagenette, "
+     "`folder:PATH` or `parquet:PATH`; `n` keeps the first n.")
     name = name or load_settings().default_dataset
     if split not in SPLITS: raise ValueError(f"unknown split {split!r}; choose from {list(SPLITS)}")
     if n is not None and n < 1: raise ValueError(f"n must be a positive number of images, got {n}")
@@ -417,11 +180,15 @@ def load_data(name: str | None = None, split: str = "train", *, n: int | None = 
     if name == "mnist5k": data = _call_loader(load_mnist5k, name, (split,), {}, kw)
     elif name == "digits": data = _call_loader(load_digits, name, (split,), {}, kw)
     elif name == "shapes":
-        if split == "all": raise ValueError("shapes has no 'all' split: train and test are independent draws; use 'train' or 'test'")
-        data = _call_loader(make_shapes, name, (), dict(n=2000 if n is None else n, seed=seed, stream=SPLITS.index(split)), kw)
+        if split == "all":
+            raise ValueError("shapes has no 'all' split: train and test are independent draws; use 'train' or 'test'")
+        data = _call_loader(make_shapes, name, (),
+                            dict(n=2000 if n is None else n, seed=seed, stream=SPLITS.index(split)), kw)
     elif name == "counting":
-        if split == "all": raise ValueError("counting has no 'all' split: train and test are independent draws; use 'train' or 'test'")
-        data = _call_loader(make_counting, name, (), dict(n=2000 if n is None else n, seed=seed, stream=SPLITS.index(split)), kw)
+        if split == "all":
+            raise ValueError("counting has no 'all' split: train and test are independent draws; use 'train' or 'test'")
+        data = _call_loader(make_counting, name, (),
+                            dict(n=2000 if n is None else n, seed=seed, stream=SPLITS.index(split)), kw)
     elif name in HUB_DATASETS: data = _call_loader(load_hub, name, (name, split), {}, kw)
     elif name.startswith(("folder:", "parquet:")): data = _call_loader(load_local, name, (name, split), {}, kw)
     else:
@@ -441,5 +208,6 @@ class DataFields(Config):
 
     def _check(self) -> None:
         if self.img_size < 1: raise ConfigError(f"parameter 'img_size' must be >= 1, got {self.img_size}")
-        if self.n_train is not None and self.n_train < 1: raise ConfigError(f"parameter 'n_train' must be >= 1 or None, got {self.n_train}")
+        if self.n_train is not None and self.n_train < 1:
+            raise ConfigError(f"parameter 'n_train' must be >= 1 or None, got {self.n_train}")
         load_options(self.dataset, self.image_mode, self.image_size)      # options the dataset cannot take raise

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import resume_checkpoint_, save_checkpoint
 from .collectives import mean_over_ranks, rank_world
 from .config import ConfigError
 from .core import get_device, seed_everything
@@ -23,49 +23,34 @@ from .rundir import Run
 from .data import ImageData
 from .transforms import dataset_stats, make_transform
 from .masks import steps_per_epoch
-from .methods import METHODS, RUNTIME_FIELDS, PretrainConfig, build_model
+from .methods import HPARAMS, METHODS, PretrainConfig, build_model, check_recipe, hparams_at, make_loader
 from .monitors import collapse_monitors, plot_training_curves, run_evaluators
-from .optim import lr_at, method_step, param_groups, wd_at
+from .optim import method_step, param_groups
 
 # %% auto #0
-__all__ = ['HPARAMS', 'check_recipe', 'make_loader', 'hparams_at', 'shard_batch', 'TrainResult', 'TrainLoop', 'start_loop',
-           'run_step', 'monitor_point', 'log_point', 'checkpoint_point', 'pretrain', 'finish']
-
-# %% ../nbs/06_train.ipynb #fd9f9bdf
-HPARAMS = ("lr", "wd", "momentum", "init_share")   # the scheduled values a step record may carry
-
-
-def check_recipe(cfg: PretrainConfig) -> None:
-    "Raise `ConfigError` if the batches of `cfg` cannot be drawn (e.g. masks too large for the patch grid)."
-    METHODS[cfg.method].check_recipe(cfg)
-
-
-def make_loader(cfg: PretrainConfig, data: ImageData, transform, start: int, num_steps: int, pin_memory: bool = False):
-    "The method's batches for steps start .. start+num_steps-1: masked images (I-JEPA, MAE) or multi-view crops (LeJEPA, VICReg)."
-    return METHODS[cfg.method].loader(cfg, data, transform, start, num_steps, pin_memory)
-
-
-def hparams_at(cfg: PretrainConfig, step: int, total: int, warmup: int) -> dict:
-    "Scheduled values at `step`: lr, wd and the method's own (I-JEPA: the EMA momentum and the share of the init left in the target)."
-    return {"lr": lr_at(step, total, warmup, cfg.start_lr, cfg.lr, cfg.final_lr),
-            "wd": wd_at(step, total, cfg.weight_decay, cfg.final_weight_decay), **METHODS[cfg.method].schedule(cfg, step, total)}
+__all__ = ['shard_batch', 'TrainResult', 'TrainLoop', 'start_loop', 'run_step', 'monitor_point', 'log_point', 'checkpoint_point',
+           'pretrain', 'finish']
 
 # %% ../nbs/06_train.ipynb #e340f271
 def shard_batch(batch: dict, rank: int, world: int) -> dict:
     "This process's share of a global batch: its rows of the images (of every view), masks and labels."
     if world == 1: return batch
     n = len(batch["labels"])
-    if n % world: raise ValueError(f"a batch of {n} images does not split into {world} equal shares: make batch_size a multiple of nproc")
+    if n % world:
+        raise ValueError(f"a batch of {n} images does not split into {world} equal shares: "
+                         f"make batch_size a multiple of nproc")
     b, imgs = n // world, batch["images"]
     sl, v = slice(rank * b, (rank + 1) * b), len(imgs) // n                  # v views per image (LeJEPA), view-major
-    out = {**batch, "images": imgs.view(v, n, *imgs.shape[1:])[:, sl].reshape(v * b, *imgs.shape[1:]), "labels": batch["labels"][sl]}
+    out = {**batch, "images": imgs.view(v, n, *imgs.shape[1:])[:, sl].reshape(v * b, *imgs.shape[1:]),
+           "labels": batch["labels"][sl]}
     if "ctx_idx" in batch: out.update(ctx_idx=batch["ctx_idx"][sl], tgt_idx=[t[sl] for t in batch["tgt_idx"]])
     return out
 
 
 def _to(batch: dict, device) -> dict:
     out = {**batch, "images": batch["images"].to(device, non_blocking=True)}
-    if "ctx_idx" in batch: out.update(ctx_idx=batch["ctx_idx"].to(device), tgt_idx=[t.to(device) for t in batch["tgt_idx"]])
+    if "ctx_idx" in batch:
+        out.update(ctx_idx=batch["ctx_idx"].to(device), tgt_idx=[t.to(device) for t in batch["tgt_idx"]])
     return out
 
 # %% ../nbs/06_train.ipynb #6e296c2b
@@ -91,24 +76,15 @@ class TrainResult:
                 **({k: v for k, v in self.monitors[-1].items() if k != "step"} if self.monitors else {})}
 
 # %% ../nbs/06_train.ipynb #f5ea5d95
-def _resume_(model, opt, cfg: PretrainConfig, resume, device) -> dict:
-    "Load `resume` into model and optimizer after checking it was trained with the same settings; returns the checkpoint."
-    ckpt = load_checkpoint(resume, map_location=device)
-    now = cfg.to_dict()
-    diff = {k: (v, now.get(k)) for k, v in PretrainConfig.from_params(ckpt["config"]).to_dict().items() if k not in RUNTIME_FIELDS and now[k] != v}
-    if diff: raise CheckpointError(f"checkpoint {resume} was trained with other settings (checkpoint, now): {diff}")
-    try: model.load_state_dict(ckpt["model"]); opt.load_state_dict(ckpt["optimizer"])
-    except (RuntimeError, ValueError, KeyError) as e: raise CheckpointError(f"checkpoint {resume} does not fit this model/data: {e}") from e
-    return ckpt
-
-
 def _train_device(cfg: PretrainConfig) -> torch.device:
     "The config's device; under torchrun on GPUs, this process's own GPU (LOCAL_RANK)."
     dev = get_device(cfg.device)
-    if dev.type == "cuda" and dev.index is None and rank_world()[1] > 1: dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if dev.type == "cuda" and dev.index is None and rank_world()[1] > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True   # TF32 for whatever bf16 autocast leaves in fp32
+        # TF32 for whatever bf16 autocast leaves in fp32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     return dev
 
 
@@ -148,7 +124,8 @@ class TrainLoop:
 
     def state(self) -> dict:
         "What a checkpoint carries besides the weights."
-        return dict(total_steps=self.total, history=self.history, monitors=self.monitors, train_seconds=self.train_seconds())
+        return dict(total_steps=self.total, history=self.history, monitors=self.monitors,
+                    train_seconds=self.train_seconds())
 
 # %% ../nbs/06_train.ipynb #2c9502c2
 def _wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
@@ -158,20 +135,22 @@ def _wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
                                    find_unused_parameters=model.find_unused_parameters)
 
 
-def start_loop(cfg: PretrainConfig, data: ImageData, *, run: Run | None = None, resume=None, max_steps: int | None = None,
-               checkpoint_path=None) -> TrainLoop:
-    "Check the recipe, build the method and AdamW (seeded), resume a checkpoint if given, wrap it in DDP under torchrun, size the schedule."
+def start_loop(cfg: PretrainConfig, data: ImageData, *, run: Run | None = None, resume=None,
+               max_steps: int | None = None, checkpoint_path=None) -> TrainLoop:
+    ("Check the recipe, build the method and AdamW (seeded), resume a checkpoint if given, "
+     "wrap it in DDP under torchrun, size the schedule.")
     check_recipe(cfg)
     rank, world = rank_world()
     if cfg.batch_size % world:
-        raise ConfigError(f"parameter 'batch_size' ({cfg.batch_size}) must be a multiple of the number of processes ({world})")
+        raise ConfigError(f"parameter 'batch_size' ({cfg.batch_size}) "
+                          f"must be a multiple of the number of processes ({world})")
     device = _train_device(cfg)
     seed_everything(cfg.seed)
     model = build_model(cfg, data.images.shape[1]).to(device)
     opt = torch.optim.AdamW(param_groups(model), lr=cfg.lr, betas=(0.9, 0.999),   # the frozen EMA target is skipped
                             fused=True if device.type == "cuda" else None)         # one fused kernel per step on GPUs
     if cfg.compile: _compile_(model)
-    prior = _resume_(model, opt, cfg, resume, device) if resume is not None else {"step": 0, "extra": {}}
+    prior = resume_checkpoint_(model, opt, cfg, resume, device) if resume is not None else {"step": 0, "extra": {}}
     net = _wrap_ddp(model, device) if world > 1 else model
     spe = steps_per_epoch(len(data), cfg.batch_size)
     total = cfg.epochs * spe
@@ -188,38 +167,47 @@ def start_loop(cfg: PretrainConfig, data: ImageData, *, run: Run | None = None, 
 
 # %% ../nbs/06_train.ipynb #f5bc1101
 def run_step(loop: TrainLoop, batch: dict) -> dict:
-    "One step: the schedules, this process's share of the batch, `method_step`; the step's record (averaged over processes)."
+    ("One step: the schedules, this process's share of the batch, `method_step`; "
+     "the step's record (averaged over processes).")
     step = batch["step"]
     hp = hparams_at(loop.cfg, step, loop.total, loop.warm)
-    try: parts = method_step(loop.net or loop.model, loop.opt, _to(shard_batch(batch, loop.rank, loop.world), loop.device), hp)
+    try: parts = method_step(loop.net or loop.model, loop.opt,
+                             _to(shard_batch(batch, loop.rank, loop.world), loop.device), hp)
     except FloatingPointError as e:
         last = loop.ckpt_path if loop.ckpt_path is not None and loop.ckpt_path.exists() else "none"
-        raise FloatingPointError(f"{e}. Nothing was saved for this step; lower 'lr' or check the data. Last good checkpoint: {last}") from None
+        raise FloatingPointError(f"{e}. Nothing was saved for this step; lower 'lr' or check the data. "
+                                 f"Last good checkpoint: {last}") from None
     parts = mean_over_ranks(parts)
     return {"step": step, "loss": parts.pop("loss"), **hp, **parts}
 
 
 def monitor_point(loop: TrainLoop, done: int, held_out: torch.Tensor, evaluators: dict | None) -> dict | None:
-    "At a monitor step (every `monitor_every` steps, one epoch by default, and the last): the collapse monitors and evaluators (main process)."
+    ("At a monitor step (every `monitor_every` steps, one epoch by default, and the last): "
+     "the collapse monitors and evaluators (main process).")
     if not loop.main or not (done % (loop.cfg.monitor_every or loop.spe) == 0 or done == loop.end): return None
     t0 = time.time()
     mon = {**collapse_monitors(loop.model, held_out), **run_evaluators(loop.model, evaluators or {})}
     loop.t_side += time.time() - t0
-    loop.monitors.append({"step": done, "images_seen": done * loop.cfg.batch_size, "train_seconds": round(loop.train_seconds(), 3), **mon})
+    loop.monitors.append({"step": done, "images_seen": done * loop.cfg.batch_size,
+                          "train_seconds": round(loop.train_seconds(), 3), **mon})
     return mon
 
 # %% ../nbs/06_train.ipynb #605a7080
 def log_point(loop: TrainLoop, done: int, window: list, seconds: float, mon: dict | None) -> None:
-    "Print one line and append one metrics row: the means over the steps since the last one (`window`), images/s, the monitors."
+    ("Print one line and append one metrics row: "
+     "the means over the steps since the last one (`window`), images/s, the monitors.")
     hp = {k: window[-1][k] for k in HPARAMS if k in window[-1]}
     parts = [k for k in window[-1] if k not in hp and k not in ("step", "loss")]
     ips = len(window) * loop.cfg.batch_size / max(seconds, 1e-9)
     row = {"loss": sum(r["loss"] for r in window) / len(window), **hp,
            **{k: sum(r[k] for r in window) / len(window) for k in parts}, "img_per_s": round(ips, 1), **(mon or {})}
     print(f"step {done:6d}/{loop.total}  loss {row['loss']:.4f}"
-          + (f"  prediction {row['pred_loss']:.4f} (position-only {row['pos_only_loss']:.4f})" if "pos_only_loss" in row else "")
-          + f"  lr {hp['lr']:.2e}  wd {hp['wd']:.3f}" + (f"  init left {hp['init_share']:.3f}" if "init_share" in hp else "")
-          + f"  {ips:6.0f} img/s" + (f"  std {mon['feature_std']:.3f}  erank {mon['effective_rank']:.1f}" if mon else ""), flush=True)
+          + (f"  prediction {row['pred_loss']:.4f} (position-only {row['pos_only_loss']:.4f})"
+             if "pos_only_loss" in row else "")
+          + f"  lr {hp['lr']:.2e}  wd {hp['wd']:.3f}"
+          + (f"  init left {hp['init_share']:.3f}" if "init_share" in hp else "")
+          + f"  {ips:6.0f} img/s"
+          + (f"  std {mon['feature_std']:.3f}  erank {mon['effective_rank']:.1f}" if mon else ""), flush=True)
     if loop.run is not None: loop.run.log(done, **row)
 
 
@@ -231,23 +219,27 @@ def checkpoint_point(loop: TrainLoop, done: int) -> None:
 
 # %% ../nbs/06_train.ipynb #c923ee1e
 def pretrain(cfg: PretrainConfig, data: ImageData, *, run: Run | None = None, resume=None, max_steps: int | None = None,
-                checkpoint_path=None, progress: bool = True, monitor_data: ImageData | None = None,
-                callbacks: Sequence[Callable[[int, dict], None]] = (), evaluators: dict[str, Callable[[nn.Module], float]] | None = None) -> TrainResult:
-    "Pretrain `cfg.method` on `data`; with `resume`, continue a checkpoint exactly; `max_steps` stops early (the schedule keeps its length)."
+             checkpoint_path=None, progress: bool = True, monitor_data: ImageData | None = None,
+             callbacks: Sequence[Callable[[int, dict], None]] = (),
+             evaluators: dict[str, Callable[[nn.Module], float]] | None = None) -> TrainResult:
+    ("Pretrain `cfg.method` on `data`; with `resume`, continue a checkpoint exactly; "
+     "`max_steps` stops early (the schedule keeps its length).")
     from tqdm.auto import tqdm
     data = data.head(cfg.n_train)
     loop = start_loop(cfg, data, run=run, resume=resume, max_steps=max_steps, checkpoint_path=checkpoint_path)
     mean, std = dataset_stats(data)                                              # once, for both transforms
-    loader = make_loader(cfg, data, make_transform(True, cfg.img_size, mean, std, crop_scale=cfg.crop_scale), loop.start, loop.end - loop.start,
-                         pin_memory=loop.device.type == "cuda")
+    loader = make_loader(cfg, data, make_transform(True, cfg.img_size, mean, std, crop_scale=cfg.crop_scale),
+                         loop.start, loop.end - loop.start, pin_memory=loop.device.type == "cuda")
     mon_data = monitor_data if monitor_data is not None else data                # default: a fixed train batch
     held_out = make_transform(False, cfg.img_size, mean, std)(mon_data.images[:256]).to(loop.device)
-    if loop.main: print(f"{cfg.method}: {len(data)} images, {loop.spe} steps/epoch, steps {loop.start}..{loop.end} of {loop.total}, device {loop.device}"
+    if loop.main: print(f"{cfg.method}: {len(data)} images, {loop.spe} steps/epoch, "
+                        f"steps {loop.start}..{loop.end} of {loop.total}, device {loop.device}"
                         + (f", {loop.world} processes ({type(loop.net).__name__})" if loop.world > 1 else "")
                         + METHODS[cfg.method].describe(cfg))
     window, t_last = [], time.time()
     loop.model.train()
-    for batch in tqdm(loader, total=loop.end - loop.start, disable=not (progress and loop.main), mininterval=5, desc="train"):
+    for batch in tqdm(loader, total=loop.end - loop.start, disable=not (progress and loop.main),
+                      mininterval=5, desc="train"):
         rec = run_step(loop, batch)
         loop.history.append(rec); window.append(rec)
         done = rec["step"] + 1
@@ -270,19 +262,22 @@ def finish(loop: TrainLoop, callbacks: Sequence = ()) -> TrainResult:
         import matplotlib.pyplot as plt
         fig = plot_training_curves(loop.history, loop.monitors, loop.cfg)
         loop.run.save_fig(fig, "training_curves")
-        plt.close(fig)                                                   # saved, not shown: the caller decides what to show
+        # saved, not shown: the caller decides what to show
+        plt.close(fig)
     return TrainResult(loop.model, loop.history, loop.monitors, loop.end, loop.ckpt_path)
 
 # %% ../nbs/06_train.ipynb #cca366f5
 _OLD_NAMES = {"train_ijepa": ("jepa_nb.train", "pretrain"), "IJEPAConfig": ("jepa_nb.methods", "PretrainConfig"),
               "load_ijepa": ("jepa_nb.checkpoint", "load_model"), "build_encoder": ("jepa_nb.vit", "build_encoder"),
               "build_masker": ("jepa_nb.masks", "build_masker"),
-              **{n: ("jepa_nb.ijepa", n) for n in ("IJEPA", "ijepa_targets", "ijepa_loss", "position_means", "position_only_loss",
-                                                   "stroke_tokens", "token_losses", "stroke_split", "term_gradients")}}
+              **{n: ("jepa_nb.ijepa", n) for n in ("IJEPA", "ijepa_targets", "ijepa_loss", "position_means",
+                                                   "position_only_loss", "stroke_tokens", "token_losses",
+                                                   "stroke_split", "term_gradients")}}
 
 
 def __getattr__(name: str):
-    "The old names of this module (renamed or moved): the new object, with a FutureWarning (removed in the next release)."
+    ("The old names of this module (renamed or moved): the new object, "
+     "with a FutureWarning (removed in the next release).")
     if name not in _OLD_NAMES: raise AttributeError(f"module 'jepa_nb.train' has no attribute {name!r}")
     module, new = _OLD_NAMES[name]
     warnings.warn(f"jepa_nb.train.{name} is deprecated: use {module}.{new}", FutureWarning, stacklevel=2)
