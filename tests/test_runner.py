@@ -19,8 +19,11 @@ n = 10                # steps
 name = "toy"          # a label
 crop = [0.3, 1.0]     # a list parameter
 flag = False          # a bool parameter
-note = None           # a path to read (anything goes: None default)
+note_file = None      # a path to read (anything goes: None default)
 fail = False          # raise half-way
+nproc = 1             # processes (the runner checks it against the machine)
+batch_size = 8        # images per step (the runner checks it against nproc and n_train)
+n_train = 0           # images (0: all)
 run_dir = ""          # run folder (set by the runner)'''
 
 BODY = '''import csv, json, os, random, sys
@@ -38,8 +41,8 @@ with open(out / "metrics.csv", "w", newline="") as f:
         if fail and step == n // 2: raise ValueError(f"boom at step {step}")
         if not loss < 1e3: raise FloatingPointError(f"loss diverged at step {step}")
         w = [v - lr * (v + 0.3 * rng.gauss(0, 1)) for v in w]
-echo = dict(seed=seed, lr=lr, n=n, name=name, crop=crop, flag=flag, note=note,
-            note_text=Path(note).read_text() if note else None, cwd=os.getcwd(), prefix=sys.prefix)
+echo = dict(seed=seed, lr=lr, n=n, name=name, crop=crop, flag=flag, note_file=note_file,
+            note_text=Path(note_file).read_text() if note_file else None, cwd=os.getcwd(), prefix=sys.prefix)
 (out / "results.json").write_text(json.dumps(dict(final_loss=losses[-1], min_loss=min(losses), name=name, echo=echo)))'''
 
 
@@ -60,12 +63,18 @@ def cli(*args, cwd, exe=None):
     return finish(launch(*args, cwd=cwd, exe=exe))
 
 
-BAD = {  # id: (arguments, what stderr must say)
-    "unknown": (["--tier", "smoke", "-p", "lrr=0.1"], ["unknown parameter 'lrr'", "did you mean 'lr'", "seed: int = 0",
-                                                    "crop: list = [0.3, 1.0]", "run_dir: str"]),
+BAD = {  # id: (arguments, what the one line on stderr must say); all stop before a kernel starts
+    "unknown": (["--tier", "smoke", "-p", "lrr=0.1"], ["unknown parameter 'lrr'", "did you mean 'lr'",
+                                                    "; see them all: jepa-nb params nbs/toy.ipynb"]),
     "wrong-type": (["--tier", "smoke", "-p", "seed=0.5", "-p", "flag=1"], ["'seed' expects int (default 0), got float 0.5",
-                                                                        "'flag' expects bool", "Valid parameters"]),
-    "bad-tier-file": (["--tier", "gpu"], ["gpu.json", "unknown parameter 'seeed'", "did you mean 'seed'", "Valid parameters"]),
+                                                                        "'flag' expects bool", "see them all: jepa-nb params"]),
+    "bad-tier-file": (["--tier", "gpu"], ["gpu.json", "unknown parameter 'seeed'", "did you mean 'seed'"]),
+    "tier-case": (["--tier", "SMOKE"], ["unknown tier 'SMOKE' for toy (did you mean 'smoke'?): choose smoke | cpu | gpu"]),
+    "cannot-start": (["--tier", "smoke", "-p", "note_file=data/nothing.txt", "-p", "name=folder:imgs", "-p", "nproc=0", "-p", "n_train=3"],
+                     ["toy.ipynb cannot start: name (-p): no such folder ", "/imgs; ", "note_file (-p): no such file ",
+                      "/data/nothing.txt; check the path (a relative -p path is read from the folder you run jepa-nb in",
+                      "nproc is 0: it must be at least 1", "n_train 3 is smaller than one batch (batch_size 8)"]),
+    "nproc-many": (["--tier", "smoke", "-p", "nproc=512", "-p", "batch_size=1024"], ["nproc is 512 but ", "or fewer"]),
     "occupied-run-dir": (["--tier", "smoke", "--run-dir", "runs/occupied"], ["runs/occupied is not empty", "--overwrite"]),
 }
 
@@ -94,7 +103,7 @@ def calls(proj):
     "The independent CLI calls, launched at once: a good run, a failing run, a sweep, the bad-input runs."
     procs = dict(
         good=launch("run", "nbs/toy.ipynb", "--tier", "smoke", "-p", "seed=3", "-p", "lr=2e-1", "-p", "name=foo", "-p", "crop=[0.5,1.0]",
-                    "-p", "flag=true", "-p", "note=data/artifact.txt", "--runs-root", "runs", cwd=proj),
+                    "-p", "flag=true", "-p", "note_file=data/artifact.txt", "--runs-root", "runs", cwd=proj),
         failed=launch("run", "nbs/toy.ipynb", "--tier", "smoke", "-p", "fail=true", "--run-dir", "runs/failed", cwd=proj),
         sweep=launch("sweep", "nbs/toy.ipynb", "--tier", "smoke", "-p", "seed=0,1", "-p", "lr=0.1,3.0", "-q",
                      "--sweep-dir", "runs/sweep", cwd=proj),
@@ -127,11 +136,12 @@ def test_run_complete(proj, good):
     assert json.loads((rd / "status.json").read_text())["status"] == "complete"
     pj = json.loads((rd / "params.json").read_text())
     assert pj["experiment"] == "toy" and pj["tier"] == "smoke"
-    assert pj["sources"] == dict(seed="cli", lr="cli", n="tier", name="cli", crop="cli", flag="cli", note="cli", fail="default", run_dir="runner")
+    assert pj["sources"] == dict(seed="cli", lr="cli", n="tier", name="cli", crop="cli", flag="cli", note_file="cli", fail="default",
+                                 nproc="default", batch_size="default", n_train="default", run_dir="runner")
     echo = json.loads((rd / "results.json").read_text())["echo"]
-    # the notebook received the typed -p values, the tier's n, and the artifact path made absolute
+    # the notebook received the typed -p values, the tier's n, and the artifact path made absolute from the caller's folder
     assert echo | dict(cwd=None, prefix=None) == dict(seed=3, lr=0.2, n=8, name="foo", crop=[0.5, 1.0], flag=True,
-                                                      note=str(proj / "data/artifact.txt"), note_text="an artifact of an earlier run",
+                                                      note_file=str(proj / "data/artifact.txt"), note_text="an artifact of an earlier run",
                                                       cwd=None, prefix=None)
     assert echo["cwd"] == str(proj / "nbs")            # papermill runs in the notebook's folder
     assert echo["prefix"] == sys.prefix                # the kernel is this venv's python
@@ -144,6 +154,8 @@ def test_run_complete(proj, good):
 def test_bad_input_stops_before_running(proj, calls, case):
     r = calls[case]
     assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()     # the error is one line (after the run's own first line when it got that far)
+    assert lines[-1].startswith("jepa-nb run: error: ") and len(lines) <= 2 and "Traceback" not in r.stderr, r.stderr
     for e in BAD[case][1]: assert e in r.stderr, (e, r.stderr)
     assert not (proj / f"runs/bad-{case}").exists()                                  # nothing created
     assert [p.name for p in (proj / "runs/occupied").iterdir()] == ["keep.txt"]      # nothing replaced
