@@ -21,6 +21,7 @@ crop = [0.3, 1.0]     # a list parameter
 flag = False          # a bool parameter
 note_file = None      # a path to read (anything goes: None default)
 fail = False          # raise half-way
+jam = False           # make the run's notebook.ipynb unwritable (a folder in its place), as a full disk would
 nproc = 1             # processes (the runner checks it against the machine)
 batch_size = 8        # images per step (the runner checks it against nproc and n_train)
 n_train = 0           # images (0: all)
@@ -38,6 +39,8 @@ with open(out / "metrics.csv", "w", newline="") as f:
     for step in range(n + 1):
         loss = 0.5 * sum(v * v for v in w) / len(w)
         log.writerow([step, loss]); f.flush(); losses.append(loss)
+        if jam and step == n // 2:
+            nbf = out / "notebook.ipynb"; nbf.unlink(); (nbf / "blocker").mkdir(parents=True)
         if fail and step == n // 2: raise ValueError(f"boom at step {step}")
         if not loss < 1e3: raise FloatingPointError(f"loss diverged at step {step}")
         w = [v - lr * (v + 0.3 * rng.gauss(0, 1)) for v in w]
@@ -95,7 +98,22 @@ def proj(tmp_path_factory):
     (root / "data" / "artifact.txt").write_text("an artifact of an earlier run")
     (root / "runs" / "occupied").mkdir(parents=True)
     (root / "runs" / "occupied" / "keep.txt").write_text("an earlier run")
+    damaged_runs(root / "runs" / "damaged", root / "nbs" / "toy.ipynb")
     return root
+
+
+def damaged_runs(d: Path, nb: Path):
+    "Run folders with damaged files: a status.json cut short, a results.json holding a list, an empty params.json; one sound."
+    def run(name, status='{"status": "complete"}', results='{"final_loss": 1.0}', params=None):
+        (d / name).mkdir(parents=True)
+        (d / name / "params.json").write_text(params if params is not None else json.dumps(
+            dict(notebook=str(nb), experiment="toy", tier="smoke", params=dict(seed=0, lr=0.1))))
+        (d / name / "status.json").write_text(status); (d / name / "results.json").write_text(results)
+        (d / name / "metrics.csv").write_text("step,loss\n0,1.0\n1,0.5\n")
+    run("sound")
+    run("cut_status", status='{"status": "comp')
+    run("list_results", results="[0.5, 0.6]")
+    run("empty_params", params="", status='{"status": "failed", "experiment": "toy", "tier": "smoke"}')
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +125,11 @@ def calls(proj):
         failed=launch("run", "nbs/toy.ipynb", "--tier", "smoke", "-p", "fail=true", "--run-dir", "runs/failed", cwd=proj),
         sweep=launch("sweep", "nbs/toy.ipynb", "--tier", "smoke", "-p", "seed=0,1", "-p", "lr=0.1,3.0", "-q",
                      "--sweep-dir", "runs/sweep", cwd=proj),
+        jammed=launch("run", "nbs/toy.ipynb", "--tier", "smoke", "-p", "fail=true", "-p", "jam=true", "--run-dir", "runs/jammed", "-q",
+                      cwd=proj),
+        damaged_report=launch("report", "runs/damaged", "--out", "runs/damaged-report", cwd=proj),
+        damaged_resume=launch("resume", "runs/damaged/empty_params", cwd=proj),
+
         **{k: launch("run", "nbs/toy.ipynb", *args, "--runs-root", f"runs/bad-{k}", cwd=proj) for k, (args, _) in BAD.items()})
     return {k: finish(p) for k, p in procs.items()}
 
@@ -137,7 +160,7 @@ def test_run_complete(proj, good):
     pj = json.loads((rd / "params.json").read_text())
     assert pj["experiment"] == "toy" and pj["tier"] == "smoke"
     assert pj["sources"] == dict(seed="cli", lr="cli", n="tier", name="cli", crop="cli", flag="cli", note_file="cli", fail="default",
-                                 nproc="default", batch_size="default", n_train="default", run_dir="runner")
+                                 jam="default", nproc="default", batch_size="default", n_train="default", run_dir="runner")
     echo = json.loads((rd / "results.json").read_text())["echo"]
     # the notebook received the typed -p values, the tier's n, and the artifact path made absolute from the caller's folder
     assert echo | dict(cwd=None, prefix=None) == dict(seed=3, lr=0.2, n=8, name="foo", crop=[0.5, 1.0], flag=True,
@@ -191,7 +214,7 @@ def test_sweep_continues_after_failure(proj, swept):
 
 def test_report_mean_std_over_seeds(proj, good, swept):
     r = cli("report", "runs/sweep", good[1], "--out", "runs/report", cwd=proj)
-    assert r.returncode == 1 and "2 run(s) failed or were interrupted" in r.stderr, r.stderr   # written, and says so
+    assert r.returncode == 1 and "2 run(s) failed, were interrupted or are unreadable" in r.stderr, r.stderr   # written, and says so
     out = proj / "runs/report"
     for f in ["report.md", "report.html", "summary.csv", "curves_toy.png", "final_toy.png"]:
         assert (out / f).stat().st_size > 0, f
@@ -253,3 +276,34 @@ def test_experiments_by_name():
     for e in ["pretrian", "did you mean 'pretrain'", "pretrain (10_pretrain)", "probe (11_probe)"]: assert e in unknown.stderr, (e, unknown.stderr)
     assert params.returncode == 0, params.stderr
     assert "run_dir: str" in params.stdout and "tier smoke: {" in params.stdout
+
+
+def test_unsaved_notebook_still_reports_the_kernels_error(proj, calls):
+    "papermill cannot save the run's notebook (a folder took its place, as a full disk stops a save): the kernel's error and cell win."
+    r = calls["jammed"]
+    assert r.returncode == 1, r.stderr
+    assert "run failed: toy.ipynb failed in cell [" in r.stderr and "ValueError: boom at step 4" in r.stderr, r.stderr
+    assert "notebook.ipynb keeps its last saved state: could not write" in r.stderr and "Traceback" not in r.stderr
+    rd = proj / "runs" / "jammed"
+    st = json.loads((rd / "status.json").read_text())
+    assert st["status"] == "failed" and st["error"]["ename"] == "ValueError" and isinstance(st["error"]["cell"], int), st
+    assert "could not write" in st["error"]["notebook"]
+    assert not list(rd.glob("*.tmp")) and not (rd / ".lock").exists()
+
+
+def test_damaged_run_files_are_named_not_fatal(proj, calls):
+    "A report over runs with damaged files marks each `unreadable`, naming the file, and reports the rest; resume names the file."
+    r, d = calls["damaged_report"], proj / "runs" / "damaged"
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    for f, words in [("cut_status/status.json", "is not valid JSON, cut short"), ("list_results/results.json", "holds a JSON array, not an object"),
+                     ("empty_params/params.json", "is empty")]:
+        assert f"unreadable: {d / f.split('/')[0]}: {d / f} {words}" in r.stderr, (f, r.stderr)
+    assert "3 run(s) failed, were interrupted or are unreadable" in r.stderr
+    import pandas as pd
+    s = pd.read_csv(proj / "runs/damaged-report/summary.csv")
+    assert s.metric.tolist() == ["final_loss"] and s.n.tolist() == [1]                     # the sound run, alone
+    assert (proj / "runs/damaged-report/report.md").read_text().count("| unreadable |") == 3
+    res = calls["damaged_resume"]
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert (f"error: {d / 'empty_params' / 'params.json'} is empty; without its parameters the run cannot be resumed: start it again: "
+            f"jepa-nb run toy --tier smoke --run-dir {d / 'empty_params'} --overwrite") in res.stderr, res.stderr

@@ -7,14 +7,16 @@ __all__ = ['main']
 # jepa_nb.runner.cli: the `jepa-nb` command line
 import argparse
 import dataclasses
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
 from .params import EXPERIMENT_GLOB, ParamError, _notebook_path, _settings_for, describe_params, experiment_table, load_tier, notebook_params, parse_grid, parse_params, resolve_params, validate_params
 from .runs import find_runs, load_run
 from .execute import RunFailed, format_table, resume_run, run_notebook, sweep
-from .report import report
+from .report import BAD_STATUS, report
 from .gate import check
 
 # %% ../../nbs/09_runner.ipynb #6b12f095
@@ -93,9 +95,9 @@ def _cmd_resume(a) -> int:
 def _cmd_report(a) -> int:
     out = report(a.runs, a.out)
     print("\n".join(str(out / f) for f in ["report.md", "report.html", "summary.csv"]))
-    bad = [r for r in map(load_run, find_runs(a.runs)) if r.status in ("failed", "interrupted")]
+    bad = [r for r in map(load_run, find_runs(a.runs)) if r.status in BAD_STATUS]
     for r in bad: print(f"{r.status}: {r.path}: {r.error}", file=sys.stderr)
-    if bad: print(f"jepa-nb report: {len(bad)} run(s) failed or were interrupted", file=sys.stderr)
+    if bad: print(f"jepa-nb report: {len(bad)} run(s) failed, were interrupted or are unreadable", file=sys.stderr)
     return 1 if bad else 0
 
 
@@ -129,12 +131,23 @@ def _cmd_list(a) -> int:
 # %% ../../nbs/09_runner.ipynb #8b16a6e8
 _COMMANDS = dict(run=_cmd_run, sweep=_cmd_sweep, resume=_cmd_resume, report=_cmd_report, check=_cmd_check,
                  params=_cmd_params, list=_cmd_list)
+_ELSEWHERE = dict(run="--runs-root DIR or --run-dir DIR", sweep="--runs-root DIR or --sweep-dir DIR", report="--out DIR")
+
+
+def _error_line(e: BaseException, cmd: str) -> str:
+    "The one line for an error: its message, and for a bare OSError of an unwritable place the option that writes elsewhere."
+    msg = " ".join(str(e).split()) or type(e).__name__
+    if type(e) is OSError or isinstance(e, PermissionError):
+        if getattr(e, "errno", None) in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT) and cmd in _ELSEWHERE:
+            msg += f"; write elsewhere with {_ELSEWHERE[cmd]}"
+    return msg
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    "The `jepa-nb` command line; returns the exit code."
+    "The `jepa-nb` command line; returns the exit code. Errors are one line (JEPA_NB_DEBUG=1: with their traceback)."
     import logging
     a = _parser().parse_args(argv)
+    debug = os.environ.get("JEPA_NB_DEBUG", "") not in ("", "0")
     log, handler, level = logging.getLogger("papermill"), logging.StreamHandler(sys.stderr), logging.getLogger("papermill").level
     handler.setFormatter(logging.Formatter("%(message)s"))
     try:
@@ -145,8 +158,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunFailed as e:
         print(f"jepa-nb {a.cmd}: run failed: {e}", file=sys.stderr)
         return 1
-    except (ParamError, FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"jepa-nb {a.cmd}: error: {e}", file=sys.stderr)
+    except (ValueError, OSError) as e:                 # bad input or an unusable place: ParamError, CorruptFileError, WriteError, ...
+        if debug: raise
+        print(f"jepa-nb {a.cmd}: error: {_error_line(e, a.cmd)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if debug: raise
+        print(f"jepa-nb {a.cmd}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:                             # a bug: still one line, and how to see more
+        if debug: raise
+        print(f"jepa-nb {a.cmd}: unexpected error: {type(e).__name__}: {_error_line(e, a.cmd)} "
+              f"(JEPA_NB_DEBUG=1 shows the traceback; please report it)", file=sys.stderr)
+        return 1
     finally:
         log.removeHandler(handler); log.setLevel(level)
