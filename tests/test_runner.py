@@ -3,7 +3,7 @@
 Every CLI call is a real subprocess (`python -m jepa_nb.runner ...`, and the installed `jepa-nb`
 script once). Each call pays papermill's import (~2 s) and each run a kernel start (~3 s), so the
 independent calls are launched together once per module (`calls`) and the tests read their results."""
-import csv, json, shutil, statistics, subprocess, sys
+import csv, json, os, shutil, statistics, subprocess, sys
 from pathlib import Path
 
 import nbformat
@@ -49,10 +49,10 @@ echo = dict(seed=seed, lr=lr, n=n, name=name, crop=crop, flag=flag, note_file=no
 (out / "results.json").write_text(json.dumps(dict(final_loss=losses[-1], min_loss=min(losses), name=name, echo=echo)))'''
 
 
-def launch(*args, cwd, exe=None):
+def launch(*args, cwd, exe=None, env=None):
     "Start the command line in the background."
     return subprocess.Popen([*([exe] if exe else CLI), *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=None if env is None else {**os.environ, **env})
 
 
 def finish(p):
@@ -129,7 +129,8 @@ def calls(proj):
                       cwd=proj),
         damaged_report=launch("report", "runs/damaged", "--out", "runs/damaged-report", cwd=proj),
         damaged_resume=launch("resume", "runs/damaged/empty_params", cwd=proj),
-
+        version=launch("--version", cwd=proj),
+        debug=launch("run", "nbs/toy.ipynb", "--tier", "SMOKE", cwd=proj, env={"JEPA_NB_DEBUG": "1"}),
         **{k: launch("run", "nbs/toy.ipynb", *args, "--runs-root", f"runs/bad-{k}", cwd=proj) for k, (args, _) in BAD.items()})
     return {k: finish(p) for k, p in procs.items()}
 
@@ -307,3 +308,13 @@ def test_damaged_run_files_are_named_not_fatal(proj, calls):
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert (f"error: {d / 'empty_params' / 'params.json'} is empty; without its parameters the run cannot be resumed: start it again: "
             f"jepa-nb run toy --tier smoke --run-dir {d / 'empty_params'} --overwrite") in res.stderr, res.stderr
+
+
+def test_version_help_and_debug(calls):
+    "`--version`; every error is one line, and JEPA_NB_DEBUG=1 (said in --help) lets the traceback through."
+    import jepa_nb
+    from jepa_nb.runner.cli import _parser
+    assert calls["version"].returncode == 0 and calls["version"].stdout.strip() == f"jepa-nb {jepa_nb.__version__}"
+    assert "JEPA_NB_DEBUG=1" in _parser().format_help()
+    d = calls["debug"]
+    assert d.returncode == 1 and "Traceback (most recent call last)" in d.stderr and "ParamError: unknown tier 'SMOKE'" in d.stderr

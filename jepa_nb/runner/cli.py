@@ -16,6 +16,7 @@ from typing import Sequence
 from .params import EXPERIMENT_GLOB, ParamError, _notebook_path, _settings_for, describe_params, experiment_table, load_tier, notebook_params, parse_grid, parse_params, resolve_params, validate_params
 from .runs import find_runs, load_run
 from .execute import RunFailed, format_table, resume_run, run_notebook, sweep
+from .. import __version__
 from .report import BAD_STATUS, report
 from .gate import check
 
@@ -25,9 +26,10 @@ def _add_run_parsers(sub) -> None:
     for name, hlp in [("run", "execute a notebook into a run folder"), ("sweep", "run a grid of parameters (comma-separated values)")]:
         p = sub.add_parser(name, help=hlp)
         p.add_argument("notebook", type=Path, help="a notebook path or an experiment's name (pretrain, 10_pretrain; see jepa-nb list)")
-        p.add_argument("--tier", default=None, help="smoke | cpu | gpu (default: settings.ini default_tier)")
+        p.add_argument("--tier", default=None, help="smoke | cpu | gpu, or another tier file's name (default: settings.ini default_tier; "
+                       "jepa-nb list shows each experiment's tiers)")
         p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
-                       help="a parameter; values are JSON/python literals, else strings" + ("; commas outside [] and quotes separate grid values" if name == "sweep" else ""))
+                       help="a parameter; values are JSON/python literals, else strings; relative paths are read from this folder" + ("; commas outside [] and quotes separate grid values" if name == "sweep" else ""))
         p.add_argument("--runs-root", type=Path, default=None, help="parent of run folders (default: settings.ini runs_dir)")
         p.add_argument("--params-dir", type=Path, default=None, help="tier files folder (default: <notebook folder>/params)")
         p.add_argument("-q", "--quiet", action="store_true", help="do not stream the notebook's output")
@@ -62,15 +64,20 @@ def _add_other_parsers(sub) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="jepa-nb", description="Run, sweep, report and check jepa_nb experiment notebooks.",
-                                 epilog="exit codes: 0 ok; 1 a run failed or a check left its tolerance; 2 bad usage or parameters")
+                                 epilog="exit codes: 0 ok; 1 a run failed or a check left its tolerance; 2 bad input (a parameter, "
+                                        "path or file) or a place it cannot write: nothing was run. Errors are one line; "
+                                        "set JEPA_NB_DEBUG=1 to see the traceback behind one.")
+    ap.add_argument("--version", action="version", version=f"jepa-nb {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
     _add_run_parsers(sub); _add_other_parsers(sub)
     return ap
 
 # %% ../../nbs/09_runner.ipynb #63514b6b
 def _cmd_run(a) -> int:
+    params = parse_params(a.param)
+    resolve_params(a.notebook, a.tier, params, params_dir=a.params_dir)       # every check before the first word
     print(f"jepa-nb run {a.notebook} --tier {a.tier}", file=sys.stderr, flush=True)
-    rd = run_notebook(a.notebook, a.tier, parse_params(a.param), a.run_dir, runs_root=a.runs_root,
+    rd = run_notebook(a.notebook, a.tier, params, a.run_dir, runs_root=a.runs_root,
                       params_dir=a.params_dir, overwrite=a.overwrite, log_output=not a.quiet)
     print(f"complete: {rd}")
     return 0
