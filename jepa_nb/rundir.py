@@ -48,6 +48,7 @@ def _write_failure(path: Path, written: int, e: BaseException) -> tuple[str, str
                 "Raise the limit (ulimit -f unlimited) or write smaller files")
     if code == errno.EROFS: return "its filesystem is read-only", "Write it elsewhere"
     if code in (errno.EACCES, errno.EPERM): return "no permission to write there", "Write it elsewhere or fix the permissions"
+    if code not in (None, errno.ENOSPC, errno.EDQUOT): return os.strerror(code), "Check that the path can be written"
     try: free = f"{shutil.disk_usage(path.parent).free / 2**20:.1f} MiB free on its filesystem"
     except OSError: free = "free space unknown"
     return free, "Free some space or write it elsewhere"
