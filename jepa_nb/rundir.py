@@ -41,13 +41,13 @@ def _fsize_limit() -> int | None:
 
 
 def _write_failure(path: Path, written: int, e: BaseException) -> tuple[str, str]:
-    "Why writing `path` failed after `written` bytes, and what to do: the file-size limit, a read-only place, or the free space."
+    "Why writing `path` failed after `written` bytes, and the remedy: the file-size limit, a read-only place, no space."
     code, limit = getattr(e, "errno", None), _fsize_limit()
     if limit is not None and (code == errno.EFBIG or written >= limit):   # torch.save says neither: the size tells
         return (f"it reached this process's file-size limit of {limit / 2**20:.2f} MiB, ulimit -f",
                 "Raise the limit (ulimit -f unlimited) or write smaller files")
     if code == errno.EROFS: return "its filesystem is read-only", "Write it elsewhere"
-    if code in (errno.EACCES, errno.EPERM): return "no permission to write there", "Write it elsewhere or fix the permissions"
+    if code in (errno.EACCES, errno.EPERM): return "no permission to write there", "Write it elsewhere"
     if code not in (None, errno.ENOSPC, errno.EDQUOT): return os.strerror(code), "Check that the path can be written"
     try: free = f"{shutil.disk_usage(path.parent).free / 2**20:.1f} MiB free on its filesystem"
     except OSError: free = "free space unknown"
@@ -55,7 +55,7 @@ def _write_failure(path: Path, written: int, e: BaseException) -> tuple[str, str
 
 
 def atomic_save(path: str | Path, write: typing.Callable[[Path], None]) -> Path:
-    "Call `write(tmp)` on `path`.tmp, then rename it over `path`; on failure remove the .tmp and raise `WriteError` naming the path, the cause and the remedy."
+    "`write(tmp)` on `path`.tmp, then rename it over `path`; on failure remove the .tmp and raise `WriteError`."
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -71,7 +71,7 @@ def atomic_save(path: str | Path, write: typing.Callable[[Path], None]) -> Path:
 
 # %% ../nbs/00_core.ipynb #a70503fe
 class CorruptFileError(ValueError):
-    "A run file that is there but cannot be read back: empty, cut short, or not the JSON object it should hold; the message names it."
+    "A run file that is there but cannot be read back (empty, cut short, not the JSON object it should be); names it."
 
 
 def to_jsonable(o):
@@ -91,15 +91,18 @@ _JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", boo
 
 
 def read_json(path: str | Path) -> dict:
-    "The JSON object in `path`; {} when there is no such file; `CorruptFileError` naming it when it is empty, cut short or not an object."
+    "The JSON object in `path` ({} when there is no such file); `CorruptFileError` when it is damaged."
     path = Path(path)
     if not path.is_file(): return {}
     try: text = path.read_text()
     except UnicodeDecodeError: raise CorruptFileError(f"{path} is not text (damaged)") from None
     if not text.strip(): raise CorruptFileError(f"{path} is empty")
     try: d = json.loads(text)
-    except json.JSONDecodeError as e: raise CorruptFileError(f"{path} is not valid JSON, cut short or damaged ({e})") from None
-    if not isinstance(d, dict): raise CorruptFileError(f"{path} holds a JSON {_JSON_KINDS.get(type(d), 'value')}, not an object {{name: value}}")
+    except json.JSONDecodeError as e:
+        raise CorruptFileError(f"{path} is not valid JSON, cut short or damaged ({e})") from None
+    if not isinstance(d, dict):
+        kind = _JSON_KINDS.get(type(d), "value")
+        raise CorruptFileError(f"{path} holds a JSON {kind}, not an object {{name: value}}")
     return d
 
 # %% ../nbs/00_core.ipynb #2d9bbad5

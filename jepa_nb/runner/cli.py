@@ -26,10 +26,13 @@ def _add_run_parsers(sub) -> None:
     for name, hlp in [("run", "execute a notebook into a run folder"), ("sweep", "run a grid of parameters (comma-separated values)")]:
         p = sub.add_parser(name, help=hlp)
         p.add_argument("notebook", type=Path, help="a notebook path or an experiment's name (pretrain, 10_pretrain; see jepa-nb list)")
-        p.add_argument("--tier", default=None, help="smoke | cpu | gpu, or another tier file's name (default: settings.ini default_tier; "
+        p.add_argument("--tier", default=None,
+                       help="smoke | cpu | gpu, or another tier file's name (default: settings.ini default_tier; "
                        "jepa-nb list shows each experiment's tiers)")
         p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
-                       help="a parameter; values are JSON/python literals, else strings; relative paths are read from this folder" + ("; commas outside [] and quotes separate grid values" if name == "sweep" else ""))
+                       help="a parameter; values are JSON/python literals, else strings; "
+                            "relative paths are read from this folder"
+                            + ("; commas outside [] and quotes separate grid values" if name == "sweep" else ""))
         p.add_argument("--runs-root", type=Path, default=None, help="parent of run folders (default: settings.ini runs_dir)")
         p.add_argument("--params-dir", type=Path, default=None, help="tier files folder (default: <notebook folder>/params)")
         p.add_argument("-q", "--quiet", action="store_true", help="do not stream the notebook's output")
@@ -64,8 +67,10 @@ def _add_other_parsers(sub) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="jepa-nb", description="Run, sweep, report and check jepa_nb experiment notebooks.",
-                                 epilog="exit codes: 0 ok; 1 a run failed or a check left its tolerance; 2 bad input (a parameter, "
-                                        "path or file) or a place it cannot write: nothing was run. Errors are one line; "
+                                 epilog="exit codes: 0 ok; 1 a run failed or a check left its tolerance; "
+                                        "2 bad input (a parameter, "
+                                        "path or file) or a place it cannot write: nothing was run. "
+                                        "Errors are one line; "
                                         "set JEPA_NB_DEBUG=1 to see the traceback behind one.")
     ap.add_argument("--version", action="version", version=f"jepa-nb {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -138,14 +143,16 @@ def _cmd_list(a) -> int:
 # %% ../../nbs/09_runner.ipynb #8b16a6e8
 _COMMANDS = dict(run=_cmd_run, sweep=_cmd_sweep, resume=_cmd_resume, report=_cmd_report, check=_cmd_check,
                  params=_cmd_params, list=_cmd_list)
-_ELSEWHERE = dict(run="--runs-root DIR or --run-dir DIR", sweep="--runs-root DIR or --sweep-dir DIR", report="--out DIR")
+_ELSEWHERE = dict(run="--runs-root DIR or --run-dir DIR", sweep="--runs-root DIR or --sweep-dir DIR",
+                  report="--out DIR")
 
 
 def _error_line(e: BaseException, cmd: str) -> str:
-    "The one line for an error: its message, and for a bare OSError of an unwritable place the option that writes elsewhere."
+    "An error's one line: its message, and for a bare OSError of an unwritable place the option that writes elsewhere."
     msg = " ".join(str(e).split()) or type(e).__name__
     if type(e) is OSError or isinstance(e, PermissionError):
-        if getattr(e, "errno", None) in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT) and cmd in _ELSEWHERE:
+        full_or_closed = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
+        if getattr(e, "errno", None) in full_or_closed and cmd in _ELSEWHERE:
             msg += f"; write elsewhere with {_ELSEWHERE[cmd]}"
     return msg
 
@@ -165,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunFailed as e:
         print(f"jepa-nb {a.cmd}: run failed: {e}", file=sys.stderr)
         return 1
-    except (ValueError, OSError) as e:                 # bad input or an unusable place: ParamError, CorruptFileError, WriteError, ...
+    except (ValueError, OSError) as e:                 # bad input, a place it cannot write: ParamError, WriteError, ...
         if debug: raise
         print(f"jepa-nb {a.cmd}: error: {_error_line(e, a.cmd)}", file=sys.stderr)
         return 2

@@ -53,15 +53,16 @@ def _start_run(nb: Path, tier: str | None, run_dir: Path, final: dict, sources: 
         tf = tier_file(nb, tier, params_dir) if tier else None
         write_json(run_dir / "params.json", dict(notebook=str(nb), experiment=nb.stem, tier=tier, params_hash=h,
                                                   tier_file=str(tf) if tf and tf.is_file() else None, params=final, sources=sources))
-    resumed = {"resumed_from": dict(step=_read_run_file(run_dir / "checkpoint.json").get("step"), earlier=earlier)} if resume else {}
+    step = _read_run_file(run_dir / "checkpoint.json").get("step") if resume else None
+    resumed = {"resumed_from": dict(step=step, earlier=earlier)} if resume else {}
     status = StatusFile(run_dir / "status.json", status="running", experiment=nb.stem, tier=tier, notebook=str(nb),
                         started=utc_now(), python=sys.executable, **resumed)
     return status.start_heartbeat()
 
 # %% ../../nbs/09_runner.ipynb #a24b500e
 class _NotebookIO:
-    "papermill I/O for local paths; for the run notebooks in `watched`, each save is atomic and a failed one is kept there, not raised."
-    def __init__(self, local): self.local, self.watched = local, {}    # path -> the first WriteError of its saves (None: none)
+    "papermill I/O for local paths; a run notebook in `watched` is saved atomically, a failed save kept, not raised."
+    def __init__(self, local): self.local, self.watched = local, {}    # path -> its first failed save, or None
     def read(self, path): return self.local.read(path)
     def listdir(self, path): return self.local.listdir(path)
     def pretty_path(self, path): return self.local.pretty_path(path)
@@ -85,14 +86,14 @@ def _notebook_io() -> _NotebookIO:
 
 # %% ../../nbs/09_runner.ipynb #2dcd5878
 def _end(status: StatusFile, t0: float, state: str, **kw) -> str:
-    "Stop the heartbeat and record how the run ended; '' or, when even status.json cannot be written, a note that says so."
+    "Stop the heartbeat and record how the run ended: '', or a note when even status.json cannot be written."
     status.stop()
     try: status.update(status=state, finished=utc_now(), duration_s=round(time.time() - t0, 2), **kw); return ""
     except OSError as e: return f"status.json could not record it: {e}"
 
 
 def _execute(nb: Path, run_dir: Path, inject: dict, status: StatusFile, kernel_name: str, log_output: bool) -> None:
-    "Run `nb` with papermill into run_dir/notebook.ipynb; end `status` complete, or failed and raise `RunFailed` with the kernel's own error."
+    "Run `nb` into run_dir/notebook.ipynb; end `status` complete, or failed: raise `RunFailed` with the kernel's error."
     import papermill as pm
     t0, out, quiet, failure = time.time(), str(run_dir / "notebook.ipynb"), "JEPA_NB_PROGRESS" not in os.environ, None
     io = _notebook_io(); io.watched[out] = None
@@ -108,8 +109,10 @@ def _execute(nb: Path, run_dir: Path, inject: dict, status: StatusFile, kernel_n
         if not (note := _end(status, t0, "complete")): return
         raise RunFailed(f"{nb.name} ran to its end, but {note}\n  run folder: {run_dir}", run_dir)
     err = (_error_summary(failure) if failure is not None else
-           dict(ename="WriteError", evalue=f"the executed notebook could not be saved: {unsaved}", cell=None, traceback=""))
-    if failure is not None and unsaved is not None: err["notebook"] = f"notebook.ipynb keeps its last saved state: {unsaved}"
+           dict(ename="WriteError", evalue=f"the executed notebook could not be saved: {unsaved}", cell=None,
+                traceback=""))
+    if failure is not None and unsaved is not None:
+        err["notebook"] = f"notebook.ipynb keeps its last saved state: {unsaved}"
     note = _end(status, t0, "failed", error=err)
     if failure is not None and not isinstance(failure, Exception): raise failure
     where = f" in cell [{err['cell']}]" if err["cell"] is not None else ""
@@ -125,11 +128,11 @@ def run_notebook(notebook, tier: str | None = None, params: Mapping | None = Non
     final, sources, inject = resolve_params(nb, tier, params, params_dir=params_dir)
     h = params_hash(final)
     run_dir = Path(run_dir if run_dir is not None else _new_run_dir(nb, tier, h, runs_root)).expanduser().resolve()
-    lock, made = _claim(run_dir, resume)             # one live run per folder; a live one is refused even with overwrite
+    lock, made = _claim(run_dir, resume)             # one live run per folder, refused even with overwrite
     try:
         if not resume: _empty_run_dir(run_dir, overwrite)
         try: status = _start_run(nb, tier, run_dir, final, sources, inject, h, params_dir, resume)
-        except OSError:                              # a full disk before the kernel: a run that never started leaves nothing
+        except OSError:                              # a full disk before the kernel: a run never started leaves nothing
             if not resume: _empty_run_dir(run_dir, overwrite=True)
             raise
         _execute(nb, run_dir, inject, status, kernel_name, log_output)
@@ -145,10 +148,11 @@ def _resume_params(run_dir: Path) -> dict:
     again = (f"start it again: jepa-nb run {st.get('experiment', 'EXPERIMENT')} --tier {st.get('tier') or 'TIER'} "
              f"--run-dir {run_dir} --overwrite")
     try: pj = read_json(run_dir / "params.json")
-    except CorruptFileError as e: raise CorruptFileError(f"{e}; without its parameters the run cannot be resumed: {again}") from None
+    except CorruptFileError as e:
+        raise CorruptFileError(f"{e}; without its parameters the run cannot be resumed: {again}") from None
     if not pj: raise FileNotFoundError(f"{run_dir} is not a run folder made by the runner (no params.json)")
     if not isinstance(pj.get("params"), dict) or not isinstance(pj.get("notebook"), str):
-        raise CorruptFileError(f"{run_dir / 'params.json'} lacks its notebook or parameters; the run cannot be resumed: {again}")
+        raise CorruptFileError(f"{run_dir / 'params.json'} lacks its notebook or parameters; cannot resume: {again}")
     return pj
 
 
@@ -181,7 +185,7 @@ def _remove_empty(run_dir: Path, made: Path | None) -> None:
 
 
 def _claim(run_dir: Path, resume: bool = False) -> tuple[RunLock, Path | None]:
-    "Create `run_dir` and take its lock: return the lock and the topmost folder made (None: it existed); an unwritable place is a `WriteError`."
+    "Create `run_dir` and lock it: (the lock, the topmost folder made or None); an unwritable place is a `WriteError`."
     made = next((p for p in [*reversed(run_dir.parents), run_dir] if not p.exists()), None)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)

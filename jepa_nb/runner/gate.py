@@ -175,7 +175,8 @@ def check_run(run_dir: str | Path, reference: Mapping | str | Path) -> list[Chec
     c = reference.get("curve")
     if not c: return rows
     try: return rows + [_check_curve(run, r.metrics(), c)]
-    except CorruptFileError as e: return rows + [CheckRow(run, f"curve:{c['metric']}", None, None, None, "-", False, str(e))]
+    except CorruptFileError as e:
+        return rows + [CheckRow(run, f"curve:{c['metric']}", None, None, None, "-", False, str(e))]
 
 # %% ../../nbs/09_runner.ipynb #6bc74a53
 def check(runs: Iterable[str | Path], reference: str | Path | None = None, tier: str | None = None) -> list[CheckRow]:

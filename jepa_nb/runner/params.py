@@ -23,13 +23,14 @@ _HOW = {"run_dir": "use --run-dir", "resume": "continue a run with `jepa-nb resu
 
 
 class ParamError(ValueError):
-    "A parameter (from -p, a tier file or a sweep grid) is unknown, has the wrong type or cannot work; the message names it."
+    "A parameter (from -p, a tier file or a sweep grid) is unknown, mistyped or cannot work; the message names it."
 
 
 def _did_you_mean(word: str, choices: Iterable[str], n: int = 2) -> str:
-    "' (did you mean 'x'?)' with the choices closest to `word`, the same word in another case first; '' when none is close."
+    "' (did you mean 'x'?)' with the choices closest to `word` (the same word in another case first), else ''."
     choices = list(choices)
-    close = [c for c in choices if c.lower() == word.lower()] or difflib.get_close_matches(word, choices, n=n, cutoff=0.6)
+    same = [c for c in choices if c.lower() == word.lower()]
+    close = same or difflib.get_close_matches(word, choices, n=n, cutoff=0.6)
     return f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
 
 
@@ -199,7 +200,7 @@ def describe_params(declared: Mapping[str, NotebookParam]) -> str:
 
 
 def _see_all(notebook) -> str:
-    "The command that lists `notebook`'s parameters: `jepa-nb params <its experiment name>`, or its path when it is no experiment."
+    "The command that lists `notebook`'s parameters: `jepa-nb params <experiment name>` (its path if no experiment)."
     nb = Path(notebook)
     if nb.match(EXPERIMENT_GLOB): return f"jepa-nb params {experiment_name(nb.stem)}"
     rel = os.path.relpath(nb)
@@ -217,7 +218,8 @@ def validate_params(notebook, params: Mapping, source: str = "parameters", decla
             try: out[k] = _check_type(declared[k], v)
             except ParamError as e: problems.append(str(e))
     if problems:
-        raise ParamError(f"{Path(notebook).name}: bad {source}: " + "; ".join(problems) + f"; see them all: {_see_all(notebook)}")
+        raise ParamError(f"{Path(notebook).name}: bad {source}: " + "; ".join(problems)
+                         + f"; see them all: {_see_all(notebook)}")
     return out
 
 # %% ../../nbs/09_runner.ipynb #949acc83
@@ -240,7 +242,8 @@ def load_tier(notebook, tier: str | None, params_dir: str | Path | None = None) 
     if not f.is_file():
         if tier == "cpu": return {}
         have = experiment_tiers(notebook, params_dir)
-        raise ParamError(f"unknown tier {tier!r} for {f.parent.name}{_did_you_mean(tier, have)}: choose {' | '.join(have)} "
+        raise ParamError(f"unknown tier {tier!r} for {f.parent.name}{_did_you_mean(tier, have)}: "
+                         f"choose {' | '.join(have)} "
                          f"(the files in {f.parent}, and cpu: the notebook's defaults)")
     try: d = json.loads(f.read_text())
     except json.JSONDecodeError as e: raise ParamError(f"tier file {f} is not valid JSON: {e}") from None
@@ -249,16 +252,16 @@ def load_tier(notebook, tier: str | None, params_dir: str | Path | None = None) 
 
 # %% ../../nbs/09_runner.ipynb #a51d51c6
 PATH_SUFFIXES = ("checkpoint", "checkpoints", "_file", "_path")   # a parameter whose name ends so holds paths
-DATA_PREFIXES = ("folder:", "parquet:")                            # a dataset on disk (lesson 01): a path after the prefix
+DATA_PREFIXES = ("folder:", "parquet:")                            # a dataset on disk (lesson 01): a path follows
 
 
 def is_path_param(name: str) -> bool:
-    "Whether parameter `name` holds paths, by its name: `checkpoint`, `compare_checkpoints`, `weights_file`, `data_path`."
+    "Whether parameter `name` holds paths, by its name: `checkpoint`, `compare_checkpoints`, `weights_file`, ..."
     return name.endswith(PATH_SUFFIXES)
 
 
 def _map_paths(name: str, v, fn: Callable[[str, str], str]):
-    "`v` with each path it holds replaced by `fn(kind, path)`; kind: 'folder' or 'parquet' (a dataset), 'file' (a path parameter)."
+    "`v` with each path it holds replaced by `fn(kind, path)`; kind: 'folder' or 'parquet' (a dataset), else 'file'."
     if isinstance(v, list): return [_map_paths(name, x, fn) for x in v]
     if not isinstance(v, str) or not v: return v
     if v.startswith(DATA_PREFIXES):
@@ -268,7 +271,7 @@ def _map_paths(name: str, v, fn: Callable[[str, str], str]):
 
 
 def absolute_paths(params: Mapping, base: str | Path) -> dict:
-    "`params` with the relative paths they hold made absolute from the folder `base` (`~` expanded); other values as they are."
+    "`params` with the relative paths they hold made absolute from the folder `base` (`~` expanded); the rest as is."
     fix = lambda kind, p: os.path.normpath(os.path.join(base, os.path.expanduser(p)))
     return {k: _map_paths(k, v, fix) for k, v in params.items()}
 
@@ -288,15 +291,18 @@ def _missing_paths(params: Mapping, sources: Mapping) -> list[str]:
         for kind, p in found:
             q = Path(p.replace("{split}", "train"))
             if q.is_dir() if kind == "folder" else q.exists(): continue
-            out.append(f"{k} ({_FROM.get(sources.get(k), 'default')}): no such {'folder' if kind == 'folder' else 'file'} {p}")
+            what = "folder" if kind == "folder" else "file"
+            out.append(f"{k} ({_FROM.get(sources.get(k), 'default')}): no such {what} {p}")
     if out: out[-1] += f"; check the path (a relative -p path is read from the folder you run jepa-nb in, {Path.cwd()})"
     return out
 
 
 def _count_problems(p: Mapping) -> list[str]:
     "Counts below their least value, a batch that does not split into `nproc` shares, an `n_train` below one batch."
-    out = [f"{k} is {v}: a count cannot be negative" for k, v in p.items() if k.startswith("n_") and _is_int(v) and v < 0]
-    out += [f"{k} is {p[k]}: it must be at least 1" for k in ("batch_size", "epochs", "nproc") if _is_int(p.get(k)) and p[k] < 1]
+    out = [f"{k} is {v}: a count cannot be negative"
+           for k, v in p.items() if k.startswith("n_") and _is_int(v) and v < 0]
+    out += [f"{k} is {p[k]}: it must be at least 1" for k in ("batch_size", "epochs", "nproc")
+            if _is_int(p.get(k)) and p[k] < 1]
     bs, n, nproc = p.get("batch_size"), p.get("n_train"), p.get("nproc", 1)
     if _is_int(bs) and _is_int(nproc) and bs >= 1 and nproc > 1 and bs % nproc:
         out.append(f"batch_size {bs} does not split into nproc {nproc} equal shares: make it a multiple of {nproc}, "
@@ -328,19 +334,20 @@ def _process_problems(p: Mapping) -> list[str]:
         return [f"nproc is {n} but {gpus} GPU(s) are visible (device {dev!r}, one process per GPU): "
                 + (f"use -p nproc={gpus} or fewer" if gpus else "use -p device=cpu")]
     cpus = _cpus()
-    return [] if n <= cpus else [f"nproc is {n} but this machine has {cpus} CPU(s) (device {dev!r}): use -p nproc={cpus} or fewer"]
+    if n <= cpus: return []
+    return [f"nproc is {n} but this machine has {cpus} CPU(s) (device {dev!r}): use -p nproc={cpus} or fewer"]
 
 
 def check_runnable(notebook, params: Mapping, sources: Mapping | None = None) -> None:
-    "Refuse, before a kernel starts, parameters that cannot work: a missing path, impossible counts, more processes than CPUs or GPUs."
+    "Refuse, before a kernel starts, what cannot work: a missing path, bad counts, more processes than CPUs/GPUs."
     problems = _missing_paths(params, sources or {}) + _count_problems(params)
-    problems += _process_problems(params) if not problems else []       # the GPU count imports torch: only when all else holds
+    problems += _process_problems(params) if not problems else []       # counting GPUs imports torch: last
     if problems: raise ParamError(f"{Path(notebook).name} cannot start: " + "; ".join(problems))
 
 # %% ../../nbs/09_runner.ipynb #024c8d32
 def resolve_params(notebook, tier: str | None = None, params: Mapping | None = None, *, params_dir=None,
                    declared: Mapping | None = None) -> tuple[dict, dict, dict]:
-    "Defaults ← tier file ← `params`, each checked, paths made absolute, then `check_runnable`: return (final params, source of each, the values to inject)."
+    "Defaults ← tier ← `params`, checked, paths absolute, `check_runnable`: (final params, sources, values to inject)."
     notebook = _notebook_path(notebook)
     declared = declared if declared is not None else notebook_params(notebook)
     here = notebook.parent                                  # where the notebook runs and reads its own paths
@@ -349,7 +356,7 @@ def resolve_params(notebook, tier: str | None = None, params: Mapping | None = N
     c = validate_params(notebook, absolute_paths(dict(params or {}), Path.cwd()), "-p parameters", declared)
     if "run_dir" not in declared:
         raise ParamError(f"{Path(notebook).name} declares no `run_dir` parameter; every experiment needs `run_dir = \"\"` in its parameters cell")
-    defaults = absolute_paths({k: p.default for k, p in declared.items() if p.type != "any"}, here)   # literal defaults only
+    defaults = absolute_paths({k: p.default for k, p in declared.items() if p.type != "any"}, here)   # literals only
     final = {k: p.default for k, p in declared.items()} | defaults | t | c
     sources = {k: "cli" if k in c else "tier" if k in t else "default" for k in final}
     check_runnable(notebook, final, sources)

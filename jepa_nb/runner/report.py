@@ -26,7 +26,7 @@ def _group_labels(recs: Sequence[RunRecord]) -> list[str]:
     return labels
 
 # %% ../../nbs/09_runner.ipynb #36ab4ece
-BAD_STATUS = ("failed", "interrupted", "unreadable")   # runs a report lists but leaves out of its statistics, and counts as failures
+BAD_STATUS = ("failed", "interrupted", "unreadable")   # listed in a report, left out of its statistics, failures
 
 
 def collect(runs: Iterable[str | Path]):
@@ -147,8 +147,9 @@ def report(runs: Iterable[str | Path], out: str | Path | None = None) -> Path:
     summ = summarize(final)
     summ.to_csv(out / "summary.csv", index=False)
     n_fail = int(table.status.isin(BAD_STATUS).sum())
-    md = [f"# Comparison report", "", f"{len(table)} runs ({n_fail} failed, interrupted or unreadable); cells are mean ± std over seeds (n = seeds).", ""]
-    html = [f"<h1>Comparison report</h1><p>{len(table)} runs ({n_fail} failed, interrupted or unreadable); cells are mean ± std over seeds.</p>"]
+    n_runs = f"{len(table)} runs ({n_fail} failed, interrupted or unreadable)"
+    md = [f"# Comparison report", "", f"{n_runs}; cells are mean ± std over seeds (n = seeds).", ""]
+    html = [f"<h1>Comparison report</h1><p>{n_runs}; cells are mean ± std over seeds.</p>"]
     for exp in dict.fromkeys(table.experiment):
         m, h = _experiment_section(exp, summ, final, curves, out); md += m; html += h
     m, h = _run_figures(list(table.run), out); md += m; html += h

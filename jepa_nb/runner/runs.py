@@ -115,7 +115,7 @@ def _last_step(f: Path) -> int | None:
 
 
 def load_run(path: str | Path) -> RunRecord:
-    "Read a run folder's params, status and results; a `running` run whose process is gone reads as `interrupted`, one with a damaged file as `unreadable`."
+    "Read a run folder back; a `running` run whose process is gone reads `interrupted`, a damaged one `unreadable`."
     p, bad = Path(path), []
     if not p.is_dir(): raise FileNotFoundError(f"run folder not found: {p}")
     pj, res = _read_run_file(p / "params.json", bad), _read_run_file(p / "results.json", bad)
