@@ -31,17 +31,19 @@ def _run(args, tmp_path):
 
 
 def test_checkpoint_experiments_refuse_missing_checkpoint(tmp_path):
-    """11 and 12 take the checkpoint as an explicit parameter: empty or missing is a failed run whose error
-    says what to pass, never a silent retrain."""
-    for stem, extra, words in [("11_probe", [], "parameter 'checkpoint' is empty"),
-                               ("12_jepa_score_ood", ["-p", f"checkpoint={tmp_path / 'nope.pt'}"], "checkpoint not found")]:
-        rd = tmp_path / stem
-        r = _run(["run", ROOT / "nbs" / f"{stem}.ipynb", "--tier", "smoke", "--run-dir", rd, *extra], tmp_path)
-        assert r.returncode == 1, (stem, r.stdout[-2000:], r.stderr[-2000:])
-        assert words in r.stderr, (stem, r.stderr[-2000:])
-        status = json.loads((rd / "status.json").read_text())
-        assert status["status"] == "failed" and words in status["error"]["evalue"], status
-        assert not (rd / "results.json").exists() and not (rd / "checkpoint.pt").exists()
+    """11 and 12 take the checkpoint as an explicit parameter: empty is a failed run whose error says what to pass,
+    never a silent retrain; a path that does not exist is refused before a kernel starts, leaving no run folder."""
+    rd = tmp_path / "11_probe"
+    r = _run(["run", ROOT / "nbs" / "11_probe.ipynb", "--tier", "smoke", "--run-dir", rd], tmp_path)
+    assert r.returncode == 1 and "parameter 'checkpoint' is empty" in r.stderr, r.stderr[-2000:]
+    status = json.loads((rd / "status.json").read_text())
+    assert status["status"] == "failed" and "parameter 'checkpoint' is empty" in status["error"]["evalue"], status
+    assert not (rd / "results.json").exists() and not (rd / "checkpoint.pt").exists()
+    rd = tmp_path / "12_jepa_score_ood"
+    r = _run(["run", ROOT / "nbs" / "12_jepa_score_ood.ipynb", "--tier", "smoke", "--run-dir", rd, "-p", f"checkpoint={tmp_path / 'nope.pt'}"],
+             tmp_path)
+    assert r.returncode == 2 and f"cannot start: checkpoint (-p): no such file {tmp_path / 'nope.pt'}" in r.stderr, r.stderr[-2000:]
+    assert not rd.exists()
 
 
 # --- 11 and 12 with a timm encoder (`encoder="timm:<name>"`), offline: a small timm ViT, random or from a local file ---

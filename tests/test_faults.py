@@ -1,8 +1,11 @@
-"""Fault injection (issue 9), for real on the smoke tier: a pretraining run killed with SIGKILL and resumed from the
-CLI, a full disk while checkpointing, two runs started into one folder, and bad datasets given to a real run."""
+"""Fault injection (issues 9 and 17), for real on the smoke tier: a pretraining run killed with SIGKILL and resumed from
+the CLI, a file-size limit and a real full disk during a run, a read-only run folder, two runs started into one folder,
+and bad datasets given to a real run."""
+import contextlib
 import json
 import os
 import random
+import resource
 import signal
 import subprocess
 import sys
@@ -23,6 +26,41 @@ def cli(*args, timeout=600):
 
 def start(*args):
     return subprocess.Popen([*CLI, *map(str, args)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def cli_all(*calls, timeout=600):
+    "Run several command lines at once; their CompletedProcesses, in order."
+    procs = [subprocess.Popen([*CLI, *map(str, a)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for a in calls]
+    outs = [p.communicate(timeout=timeout) for p in procs]
+    return [subprocess.CompletedProcess(p.args, p.returncode, *o) for p, o in zip(procs, outs)]
+
+
+def mount_tmpfs(d: Path, size: str) -> None:
+    "Mount a real tmpfs of `size` on `d`, or skip: a small file system needs root (and CAP_SYS_ADMIN)."
+    if os.geteuid() != 0: pytest.skip("mounting a small tmpfs needs root")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)], capture_output=True, text=True)
+    if r.returncode: pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+
+
+@contextlib.contextmanager
+def read_only_folder(d: Path, fill):
+    "A real read-only folder `d`, filled by `fill(d)` first: a tmpfs remounted read-only as root (who ignores chmod), else chmod a-w."
+    d.mkdir(parents=True)
+    if os.geteuid() != 0:
+        fill(d)
+        dirs = [d, *[p for p in d.rglob("*") if p.is_dir()]]
+        for p in dirs: p.chmod(0o555)
+        try: yield d
+        finally:
+            for p in dirs: p.chmod(0o755)
+        return
+    mount_tmpfs(d, "4m")
+    try:
+        fill(d)
+        subprocess.run(["mount", "-o", "remount,ro", str(d)], check=True)
+        yield d
+    finally:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)
 
 
 def wait_for(cond, proc, what, timeout=300):
@@ -107,8 +145,8 @@ def test_two_runs_into_one_folder(tmp_path):
     assert json.loads((d / "status.json").read_text())["status"] == "complete" and not (d / ".lock").exists()
 
 
-def test_disk_full_while_checkpointing(tmp_path):
-    "A file-size limit (RLIMIT_FSIZE) makes the next checkpoint write fail for real, as a full disk does."
+def test_file_size_limit_while_checkpointing(tmp_path):
+    "A file-size limit (RLIMIT_FSIZE) makes the next checkpoint write fail for real; the error names the limit, not the free space."
     code = f"""
 import json, resource, signal
 from pathlib import Path
@@ -131,7 +169,8 @@ except OSError as e:
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["raised"] == "WriteError", out
-    assert str(tmp_path / "checkpoint.pt") in out["msg"] and "MiB free" in out["msg"] and "intact" in out["msg"]
+    assert str(tmp_path / "checkpoint.pt") in out["msg"] and "intact" in out["msg"]
+    assert "file-size limit of" in out["msg"] and "ulimit -f" in out["msg"] and "MiB free" not in out["msg"]   # the limit, not the disk
     assert out["same"] and out["step"] == 1 and out["tmp"] == []
 
 
@@ -175,3 +214,59 @@ def test_a_real_run_on_a_bad_dataset_fails_naming_it(bad_data, tmp_path):
     assert r.returncode == 1 and "mixes greyscale and colour images" in r.stderr, r.stderr[-3000:]
     st = json.loads((tmp_path / "r" / "status.json").read_text())
     assert st["status"] == "failed" and "mode='L'" in st["error"]["evalue"]
+
+
+def test_file_size_limit_during_a_real_run(tmp_path):
+    "Under `ulimit -f` (1 MiB; the smoke checkpoint is 1.5 MiB) a real run fails naming the limit, with the kernel's cell."
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)                  # EFBIG instead of a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2**20, resource.RLIM_INFINITY))
+    d = tmp_path / "r"
+    r = subprocess.run([*CLI, "run", "pretrain", "--tier", "smoke", "--run-dir", str(d), "-q"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=600, preexec_fn=limit)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert (f"WriteError: could not write {d / 'checkpoint.pt'} (it reached this process's file-size limit of 1.00 MiB, ulimit -f)"
+            in r.stderr and "Raise the limit (ulimit -f unlimited)" in r.stderr and "MiB free" not in r.stderr), r.stderr[-3000:]
+    st = json.loads((d / "status.json").read_text())
+    assert st["status"] == "failed" and st["error"]["ename"] == "WriteError" and isinstance(st["error"]["cell"], int), st
+    assert f"failed in cell [{st['error']['cell']}]" in r.stderr and not list(d.glob("*.tmp"))
+
+
+def test_full_disk_during_a_real_run(tmp_path):
+    "A real full disk (a 1 MiB tmpfs; the smoke checkpoint needs 1.5 MiB): the user sees the kernel's WriteError and its cell."
+    d = tmp_path / "small"; d.mkdir()
+    mount_tmpfs(d, "1m")
+    try:
+        r = cli("run", "pretrain", "--tier", "smoke", "--run-dir", d / "r", "-q")
+        assert r.returncode == 1 and "Traceback" not in r.stderr and "Errno 28" not in r.stderr.split("WriteError")[0], r.stderr[-3000:]
+        assert f"WriteError: could not write {d / 'r' / 'checkpoint.pt'} (" in r.stderr and "MiB free on its filesystem" in r.stderr
+        assert "Free some space or write it elsewhere" in r.stderr
+        st = json.loads((d / "r" / "status.json").read_text())
+        assert st["status"] == "failed" and st["error"]["ename"] == "WriteError" and isinstance(st["error"]["cell"], int), st
+        import nbformat
+        nb = nbformat.read(d / "r" / "notebook.ipynb", as_version=4)                   # whole, with the error in it
+        assert any(o.get("ename") == "WriteError" for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+        assert not list((d / "r").glob("*.tmp")) and not (d / "r" / ".lock").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+def test_read_only_run_folder(tmp_path):
+    "run and resume into a read-only file system: one line naming the folder and where to go instead; nothing written."
+    def interrupted_run(d):
+        r = d / "r"; r.mkdir()
+        (r / "params.json").write_text(json.dumps(dict(notebook=str(ROOT / "nbs/10_pretrain.ipynb"), experiment="10_pretrain",
+                                                       tier="smoke", params={"seed": 0})))
+        (r / "status.json").write_text(json.dumps(dict(status="failed", experiment="10_pretrain", tier="smoke")))
+        (r / "checkpoint.pt").write_bytes(b"a checkpoint")
+    with read_only_folder(tmp_path / "ro", interrupted_run) as ro:
+        run, run_dir, resume = cli_all(["run", "pretrain", "--tier", "smoke", "--runs-root", ro, "-q"],
+                                       ["run", "pretrain", "--tier", "smoke", "--run-dir", ro / "x", "-q"], ["resume", ro / "r", "-q"])
+        why = "(Read-only file system)" if os.geteuid() == 0 else "(Permission denied)"
+        for r, where in [(run, ro / "10_pretrain"), (run_dir, ro / "x")]:
+            assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("error:") == 1, r.stderr
+            assert f"jepa-nb run: error: cannot write in run folder {where}" in r.stderr and why in r.stderr, r.stderr
+            assert "choose a writable place with --runs-root DIR (or --run-dir / --sweep-dir DIR)" in r.stderr
+        assert resume.returncode == 2 and "Traceback" not in resume.stderr, resume.stderr
+        assert f"cannot write in run folder {ro / 'r'} {why}; resume a writable copy instead (cp -r {ro / 'r'} DIR" in resume.stderr
+        assert sorted(p.name for p in ro.rglob("*")) == ["checkpoint.pt", "params.json", "r", "status.json"]   # nothing written

@@ -3,7 +3,7 @@
 Every CLI call is a real subprocess (`python -m jepa_nb.runner ...`, and the installed `jepa-nb`
 script once). Each call pays papermill's import (~2 s) and each run a kernel start (~3 s), so the
 independent calls are launched together once per module (`calls`) and the tests read their results."""
-import csv, json, shutil, statistics, subprocess, sys
+import csv, json, os, shutil, statistics, subprocess, sys
 from pathlib import Path
 
 import nbformat
@@ -19,8 +19,12 @@ n = 10                # steps
 name = "toy"          # a label
 crop = [0.3, 1.0]     # a list parameter
 flag = False          # a bool parameter
-note = None           # a path to read (anything goes: None default)
+note_file = None      # a path to read (anything goes: None default)
 fail = False          # raise half-way
+jam = False           # make the run's notebook.ipynb unwritable (a folder in its place), as a full disk would
+nproc = 1             # processes (the runner checks it against the machine)
+batch_size = 8        # images per step (the runner checks it against nproc and n_train)
+n_train = 0           # images (0: all)
 run_dir = ""          # run folder (set by the runner)'''
 
 BODY = '''import csv, json, os, random, sys
@@ -35,18 +39,20 @@ with open(out / "metrics.csv", "w", newline="") as f:
     for step in range(n + 1):
         loss = 0.5 * sum(v * v for v in w) / len(w)
         log.writerow([step, loss]); f.flush(); losses.append(loss)
+        if jam and step == n // 2:
+            nbf = out / "notebook.ipynb"; nbf.unlink(); (nbf / "blocker").mkdir(parents=True)
         if fail and step == n // 2: raise ValueError(f"boom at step {step}")
         if not loss < 1e3: raise FloatingPointError(f"loss diverged at step {step}")
         w = [v - lr * (v + 0.3 * rng.gauss(0, 1)) for v in w]
-echo = dict(seed=seed, lr=lr, n=n, name=name, crop=crop, flag=flag, note=note,
-            note_text=Path(note).read_text() if note else None, cwd=os.getcwd(), prefix=sys.prefix)
+echo = dict(seed=seed, lr=lr, n=n, name=name, crop=crop, flag=flag, note_file=note_file,
+            note_text=Path(note_file).read_text() if note_file else None, cwd=os.getcwd(), prefix=sys.prefix)
 (out / "results.json").write_text(json.dumps(dict(final_loss=losses[-1], min_loss=min(losses), name=name, echo=echo)))'''
 
 
-def launch(*args, cwd, exe=None):
+def launch(*args, cwd, exe=None, env=None):
     "Start the command line in the background."
     return subprocess.Popen([*([exe] if exe else CLI), *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=None if env is None else {**os.environ, **env})
 
 
 def finish(p):
@@ -60,12 +66,18 @@ def cli(*args, cwd, exe=None):
     return finish(launch(*args, cwd=cwd, exe=exe))
 
 
-BAD = {  # id: (arguments, what stderr must say)
-    "unknown": (["--tier", "smoke", "-p", "lrr=0.1"], ["unknown parameter 'lrr'", "did you mean 'lr'", "seed: int = 0",
-                                                    "crop: list = [0.3, 1.0]", "run_dir: str"]),
+BAD = {  # id: (arguments, what the one line on stderr must say); all stop before a kernel starts
+    "unknown": (["--tier", "smoke", "-p", "lrr=0.1"], ["unknown parameter 'lrr'", "did you mean 'lr'",
+                                                    "; see them all: jepa-nb params nbs/toy.ipynb"]),
     "wrong-type": (["--tier", "smoke", "-p", "seed=0.5", "-p", "flag=1"], ["'seed' expects int (default 0), got float 0.5",
-                                                                        "'flag' expects bool", "Valid parameters"]),
-    "bad-tier-file": (["--tier", "gpu"], ["gpu.json", "unknown parameter 'seeed'", "did you mean 'seed'", "Valid parameters"]),
+                                                                        "'flag' expects bool", "see them all: jepa-nb params"]),
+    "bad-tier-file": (["--tier", "gpu"], ["gpu.json", "unknown parameter 'seeed'", "did you mean 'seed'"]),
+    "tier-case": (["--tier", "SMOKE"], ["unknown tier 'SMOKE' for toy (did you mean 'smoke'?): choose smoke | cpu | gpu"]),
+    "cannot-start": (["--tier", "smoke", "-p", "note_file=data/nothing.txt", "-p", "name=folder:imgs", "-p", "nproc=0", "-p", "n_train=3"],
+                     ["toy.ipynb cannot start: name (-p): no such folder ", "/imgs; ", "note_file (-p): no such file ",
+                      "/data/nothing.txt; check the path (a relative -p path is read from the folder you run jepa-nb in",
+                      "nproc is 0: it must be at least 1", "n_train 3 is smaller than one batch (batch_size 8)"]),
+    "nproc-many": (["--tier", "smoke", "-p", "nproc=512", "-p", "batch_size=1024"], ["nproc is 512 but ", "or fewer"]),
     "occupied-run-dir": (["--tier", "smoke", "--run-dir", "runs/occupied"], ["runs/occupied is not empty", "--overwrite"]),
 }
 
@@ -86,7 +98,22 @@ def proj(tmp_path_factory):
     (root / "data" / "artifact.txt").write_text("an artifact of an earlier run")
     (root / "runs" / "occupied").mkdir(parents=True)
     (root / "runs" / "occupied" / "keep.txt").write_text("an earlier run")
+    damaged_runs(root / "runs" / "damaged", root / "nbs" / "toy.ipynb")
     return root
+
+
+def damaged_runs(d: Path, nb: Path):
+    "Run folders with damaged files: a status.json cut short, a results.json holding a list, an empty params.json; one sound."
+    def run(name, status='{"status": "complete"}', results='{"final_loss": 1.0}', params=None):
+        (d / name).mkdir(parents=True)
+        (d / name / "params.json").write_text(params if params is not None else json.dumps(
+            dict(notebook=str(nb), experiment="toy", tier="smoke", params=dict(seed=0, lr=0.1))))
+        (d / name / "status.json").write_text(status); (d / name / "results.json").write_text(results)
+        (d / name / "metrics.csv").write_text("step,loss\n0,1.0\n1,0.5\n")
+    run("sound")
+    run("cut_status", status='{"status": "comp')
+    run("list_results", results="[0.5, 0.6]")
+    run("empty_params", params="", status='{"status": "failed", "experiment": "toy", "tier": "smoke"}')
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +121,16 @@ def calls(proj):
     "The independent CLI calls, launched at once: a good run, a failing run, a sweep, the bad-input runs."
     procs = dict(
         good=launch("run", "nbs/toy.ipynb", "--tier", "smoke", "-p", "seed=3", "-p", "lr=2e-1", "-p", "name=foo", "-p", "crop=[0.5,1.0]",
-                    "-p", "flag=true", "-p", "note=data/artifact.txt", "--runs-root", "runs", cwd=proj),
+                    "-p", "flag=true", "-p", "note_file=data/artifact.txt", "--runs-root", "runs", cwd=proj),
         failed=launch("run", "nbs/toy.ipynb", "--tier", "smoke", "-p", "fail=true", "--run-dir", "runs/failed", cwd=proj),
         sweep=launch("sweep", "nbs/toy.ipynb", "--tier", "smoke", "-p", "seed=0,1", "-p", "lr=0.1,3.0", "-q",
                      "--sweep-dir", "runs/sweep", cwd=proj),
+        jammed=launch("run", "nbs/toy.ipynb", "--tier", "smoke", "-p", "fail=true", "-p", "jam=true", "--run-dir", "runs/jammed", "-q",
+                      cwd=proj),
+        damaged_report=launch("report", "runs/damaged", "--out", "runs/damaged-report", cwd=proj),
+        damaged_resume=launch("resume", "runs/damaged/empty_params", cwd=proj),
+        version=launch("--version", cwd=proj),
+        debug=launch("run", "nbs/toy.ipynb", "--tier", "SMOKE", cwd=proj, env={"JEPA_NB_DEBUG": "1"}),
         **{k: launch("run", "nbs/toy.ipynb", *args, "--runs-root", f"runs/bad-{k}", cwd=proj) for k, (args, _) in BAD.items()})
     return {k: finish(p) for k, p in procs.items()}
 
@@ -127,11 +160,12 @@ def test_run_complete(proj, good):
     assert json.loads((rd / "status.json").read_text())["status"] == "complete"
     pj = json.loads((rd / "params.json").read_text())
     assert pj["experiment"] == "toy" and pj["tier"] == "smoke"
-    assert pj["sources"] == dict(seed="cli", lr="cli", n="tier", name="cli", crop="cli", flag="cli", note="cli", fail="default", run_dir="runner")
+    assert pj["sources"] == dict(seed="cli", lr="cli", n="tier", name="cli", crop="cli", flag="cli", note_file="cli", fail="default",
+                                 jam="default", nproc="default", batch_size="default", n_train="default", run_dir="runner")
     echo = json.loads((rd / "results.json").read_text())["echo"]
-    # the notebook received the typed -p values, the tier's n, and the artifact path made absolute
+    # the notebook received the typed -p values, the tier's n, and the artifact path made absolute from the caller's folder
     assert echo | dict(cwd=None, prefix=None) == dict(seed=3, lr=0.2, n=8, name="foo", crop=[0.5, 1.0], flag=True,
-                                                      note=str(proj / "data/artifact.txt"), note_text="an artifact of an earlier run",
+                                                      note_file=str(proj / "data/artifact.txt"), note_text="an artifact of an earlier run",
                                                       cwd=None, prefix=None)
     assert echo["cwd"] == str(proj / "nbs")            # papermill runs in the notebook's folder
     assert echo["prefix"] == sys.prefix                # the kernel is this venv's python
@@ -144,6 +178,8 @@ def test_run_complete(proj, good):
 def test_bad_input_stops_before_running(proj, calls, case):
     r = calls[case]
     assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()     # the error is one line (after the run's own first line when it got that far)
+    assert lines[-1].startswith("jepa-nb run: error: ") and len(lines) <= 2 and "Traceback" not in r.stderr, r.stderr
     for e in BAD[case][1]: assert e in r.stderr, (e, r.stderr)
     assert not (proj / f"runs/bad-{case}").exists()                                  # nothing created
     assert [p.name for p in (proj / "runs/occupied").iterdir()] == ["keep.txt"]      # nothing replaced
@@ -179,7 +215,7 @@ def test_sweep_continues_after_failure(proj, swept):
 
 def test_report_mean_std_over_seeds(proj, good, swept):
     r = cli("report", "runs/sweep", good[1], "--out", "runs/report", cwd=proj)
-    assert r.returncode == 1 and "2 run(s) failed or were interrupted" in r.stderr, r.stderr   # written, and says so
+    assert r.returncode == 1 and "2 run(s) failed, were interrupted or are unreadable" in r.stderr, r.stderr   # written, and says so
     out = proj / "runs/report"
     for f in ["report.md", "report.html", "summary.csv", "curves_toy.png", "final_toy.png"]:
         assert (out / f).stat().st_size > 0, f
@@ -241,3 +277,44 @@ def test_experiments_by_name():
     for e in ["pretrian", "did you mean 'pretrain'", "pretrain (10_pretrain)", "probe (11_probe)"]: assert e in unknown.stderr, (e, unknown.stderr)
     assert params.returncode == 0, params.stderr
     assert "run_dir: str" in params.stdout and "tier smoke: {" in params.stdout
+
+
+def test_unsaved_notebook_still_reports_the_kernels_error(proj, calls):
+    "papermill cannot save the run's notebook (a folder took its place, as a full disk stops a save): the kernel's error and cell win."
+    r = calls["jammed"]
+    assert r.returncode == 1, r.stderr
+    assert "run failed: toy.ipynb failed in cell [" in r.stderr and "ValueError: boom at step 4" in r.stderr, r.stderr
+    assert "notebook.ipynb keeps its last saved state: could not write" in r.stderr and "Traceback" not in r.stderr
+    rd = proj / "runs" / "jammed"
+    st = json.loads((rd / "status.json").read_text())
+    assert st["status"] == "failed" and st["error"]["ename"] == "ValueError" and isinstance(st["error"]["cell"], int), st
+    assert "could not write" in st["error"]["notebook"]
+    assert not list(rd.glob("*.tmp")) and not (rd / ".lock").exists()
+
+
+def test_damaged_run_files_are_named_not_fatal(proj, calls):
+    "A report over runs with damaged files marks each `unreadable`, naming the file, and reports the rest; resume names the file."
+    r, d = calls["damaged_report"], proj / "runs" / "damaged"
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    for f, words in [("cut_status/status.json", "is not valid JSON, cut short"), ("list_results/results.json", "holds a JSON array, not an object"),
+                     ("empty_params/params.json", "is empty")]:
+        assert f"unreadable: {d / f.split('/')[0]}: {d / f} {words}" in r.stderr, (f, r.stderr)
+    assert "3 run(s) failed, were interrupted or are unreadable" in r.stderr
+    import pandas as pd
+    s = pd.read_csv(proj / "runs/damaged-report/summary.csv")
+    assert s.metric.tolist() == ["final_loss"] and s.n.tolist() == [1]                     # the sound run, alone
+    assert (proj / "runs/damaged-report/report.md").read_text().count("| unreadable |") == 3
+    res = calls["damaged_resume"]
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert (f"error: {d / 'empty_params' / 'params.json'} is empty; without its parameters the run cannot be resumed: start it again: "
+            f"jepa-nb run toy --tier smoke --run-dir {d / 'empty_params'} --overwrite") in res.stderr, res.stderr
+
+
+def test_version_help_and_debug(calls):
+    "`--version`; every error is one line, and JEPA_NB_DEBUG=1 (said in --help) lets the traceback through."
+    import jepa_nb
+    from jepa_nb.runner.cli import _parser
+    assert calls["version"].returncode == 0 and calls["version"].stdout.strip() == f"jepa-nb {jepa_nb.__version__}"
+    assert "JEPA_NB_DEBUG=1" in _parser().format_help()
+    d = calls["debug"]
+    assert d.returncode == 1 and "Traceback (most recent call last)" in d.stderr and "ParamError: unknown tier 'SMOKE'" in d.stderr

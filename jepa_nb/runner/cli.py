@@ -7,14 +7,17 @@ __all__ = ['main']
 # jepa_nb.runner.cli: the `jepa-nb` command line
 import argparse
 import dataclasses
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
 from .params import EXPERIMENT_GLOB, ParamError, _notebook_path, _settings_for, describe_params, experiment_table, load_tier, notebook_params, parse_grid, parse_params, resolve_params, validate_params
 from .runs import find_runs, load_run
 from .execute import RunFailed, format_table, resume_run, run_notebook, sweep
-from .report import report
+from .. import __version__
+from .report import BAD_STATUS, report
 from .gate import check
 
 # %% ../../nbs/09_runner.ipynb #6b12f095
@@ -23,9 +26,13 @@ def _add_run_parsers(sub) -> None:
     for name, hlp in [("run", "execute a notebook into a run folder"), ("sweep", "run a grid of parameters (comma-separated values)")]:
         p = sub.add_parser(name, help=hlp)
         p.add_argument("notebook", type=Path, help="a notebook path or an experiment's name (pretrain, 10_pretrain; see jepa-nb list)")
-        p.add_argument("--tier", default=None, help="smoke | cpu | gpu (default: settings.ini default_tier)")
+        p.add_argument("--tier", default=None,
+                       help="smoke | cpu | gpu, or another tier file's name (default: settings.ini default_tier; "
+                       "jepa-nb list shows each experiment's tiers)")
         p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
-                       help="a parameter; values are JSON/python literals, else strings" + ("; commas outside [] and quotes separate grid values" if name == "sweep" else ""))
+                       help="a parameter; values are JSON/python literals, else strings; "
+                            "relative paths are read from this folder"
+                            + ("; commas outside [] and quotes separate grid values" if name == "sweep" else ""))
         p.add_argument("--runs-root", type=Path, default=None, help="parent of run folders (default: settings.ini runs_dir)")
         p.add_argument("--params-dir", type=Path, default=None, help="tier files folder (default: <notebook folder>/params)")
         p.add_argument("-q", "--quiet", action="store_true", help="do not stream the notebook's output")
@@ -60,15 +67,22 @@ def _add_other_parsers(sub) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="jepa-nb", description="Run, sweep, report and check jepa_nb experiment notebooks.",
-                                 epilog="exit codes: 0 ok; 1 a run failed or a check left its tolerance; 2 bad usage or parameters")
+                                 epilog="exit codes: 0 ok; 1 a run failed or a check left its tolerance; "
+                                        "2 bad input (a parameter, "
+                                        "path or file) or a place it cannot write: nothing was run. "
+                                        "Errors are one line; "
+                                        "set JEPA_NB_DEBUG=1 to see the traceback behind one.")
+    ap.add_argument("--version", action="version", version=f"jepa-nb {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
     _add_run_parsers(sub); _add_other_parsers(sub)
     return ap
 
 # %% ../../nbs/09_runner.ipynb #63514b6b
 def _cmd_run(a) -> int:
+    params = parse_params(a.param)
+    resolve_params(a.notebook, a.tier, params, params_dir=a.params_dir)       # every check before the first word
     print(f"jepa-nb run {a.notebook} --tier {a.tier}", file=sys.stderr, flush=True)
-    rd = run_notebook(a.notebook, a.tier, parse_params(a.param), a.run_dir, runs_root=a.runs_root,
+    rd = run_notebook(a.notebook, a.tier, params, a.run_dir, runs_root=a.runs_root,
                       params_dir=a.params_dir, overwrite=a.overwrite, log_output=not a.quiet)
     print(f"complete: {rd}")
     return 0
@@ -93,9 +107,9 @@ def _cmd_resume(a) -> int:
 def _cmd_report(a) -> int:
     out = report(a.runs, a.out)
     print("\n".join(str(out / f) for f in ["report.md", "report.html", "summary.csv"]))
-    bad = [r for r in map(load_run, find_runs(a.runs)) if r.status in ("failed", "interrupted")]
+    bad = [r for r in map(load_run, find_runs(a.runs)) if r.status in BAD_STATUS]
     for r in bad: print(f"{r.status}: {r.path}: {r.error}", file=sys.stderr)
-    if bad: print(f"jepa-nb report: {len(bad)} run(s) failed or were interrupted", file=sys.stderr)
+    if bad: print(f"jepa-nb report: {len(bad)} run(s) failed, were interrupted or are unreadable", file=sys.stderr)
     return 1 if bad else 0
 
 
@@ -129,12 +143,25 @@ def _cmd_list(a) -> int:
 # %% ../../nbs/09_runner.ipynb #8b16a6e8
 _COMMANDS = dict(run=_cmd_run, sweep=_cmd_sweep, resume=_cmd_resume, report=_cmd_report, check=_cmd_check,
                  params=_cmd_params, list=_cmd_list)
+_ELSEWHERE = dict(run="--runs-root DIR or --run-dir DIR", sweep="--runs-root DIR or --sweep-dir DIR",
+                  report="--out DIR")
+
+
+def _error_line(e: BaseException, cmd: str) -> str:
+    "An error's one line: its message, and for a bare OSError of an unwritable place the option that writes elsewhere."
+    msg = " ".join(str(e).split()) or type(e).__name__
+    if type(e) is OSError or isinstance(e, PermissionError):
+        full_or_closed = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
+        if getattr(e, "errno", None) in full_or_closed and cmd in _ELSEWHERE:
+            msg += f"; write elsewhere with {_ELSEWHERE[cmd]}"
+    return msg
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    "The `jepa-nb` command line; returns the exit code."
+    "The `jepa-nb` command line; returns the exit code. Errors are one line (JEPA_NB_DEBUG=1: with their traceback)."
     import logging
     a = _parser().parse_args(argv)
+    debug = os.environ.get("JEPA_NB_DEBUG", "") not in ("", "0")
     log, handler, level = logging.getLogger("papermill"), logging.StreamHandler(sys.stderr), logging.getLogger("papermill").level
     handler.setFormatter(logging.Formatter("%(message)s"))
     try:
@@ -145,8 +172,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunFailed as e:
         print(f"jepa-nb {a.cmd}: run failed: {e}", file=sys.stderr)
         return 1
-    except (ParamError, FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"jepa-nb {a.cmd}: error: {e}", file=sys.stderr)
+    except (ValueError, OSError) as e:                 # bad input, a place it cannot write: ParamError, WriteError, ...
+        if debug: raise
+        print(f"jepa-nb {a.cmd}: error: {_error_line(e, a.cmd)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if debug: raise
+        print(f"jepa-nb {a.cmd}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:                             # a bug: still one line, and how to see more
+        if debug: raise
+        print(f"jepa-nb {a.cmd}: unexpected error: {type(e).__name__}: {_error_line(e, a.cmd)} "
+              f"(JEPA_NB_DEBUG=1 shows the traceback; please report it)", file=sys.stderr)
+        return 1
     finally:
         log.removeHandler(handler); log.setLevel(level)

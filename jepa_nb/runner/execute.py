@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Mapping, Sequence
 from .params import ParamError, RESERVED, _notebook_path, _settings_for, notebook_params, resolve_params, tier_file
-from ..rundir import read_json, run_stamp, StatusFile, utc_now, write_json
-from .runs import RunLock, _error_summary, load_run, params_hash
+from ..rundir import CorruptFileError, WriteError, atomic_save, read_json, run_stamp, StatusFile, utc_now, write_json
+from .runs import RunLock, _error_summary, _read_run_file, load_run, params_hash
 
 # %% ../../nbs/09_runner.ipynb #313c2121
 class RunFailed(RuntimeError):
@@ -47,38 +47,77 @@ def _start_run(nb: Path, tier: str | None, run_dir: Path, final: dict, sources: 
                params_dir, resume: bool) -> StatusFile:
     "Write params.json (or, resuming, point the notebook at checkpoint.pt) and a `running` status with a live heartbeat."
     final["run_dir"], sources["run_dir"], inject["run_dir"] = str(run_dir), "runner", str(run_dir)
-    earlier = read_json(run_dir / "status.json") if resume else {}
+    earlier = _read_run_file(run_dir / "status.json") if resume else {}
     if resume: inject["resume"] = str(run_dir / "checkpoint.pt")     # params.json keeps the run's own parameters
     else:
         tf = tier_file(nb, tier, params_dir) if tier else None
         write_json(run_dir / "params.json", dict(notebook=str(nb), experiment=nb.stem, tier=tier, params_hash=h,
                                                   tier_file=str(tf) if tf and tf.is_file() else None, params=final, sources=sources))
-    resumed = {"resumed_from": dict(step=read_json(run_dir / "checkpoint.json").get("step"), earlier=earlier)} if resume else {}
+    step = _read_run_file(run_dir / "checkpoint.json").get("step") if resume else None
+    resumed = {"resumed_from": dict(step=step, earlier=earlier)} if resume else {}
     status = StatusFile(run_dir / "status.json", status="running", experiment=nb.stem, tier=tier, notebook=str(nb),
                         started=utc_now(), python=sys.executable, **resumed)
     return status.start_heartbeat()
 
 # %% ../../nbs/09_runner.ipynb #a24b500e
+class _NotebookIO:
+    "papermill I/O for local paths; a run notebook in `watched` is saved atomically, a failed save kept, not raised."
+    def __init__(self, local): self.local, self.watched = local, {}    # path -> its first failed save, or None
+    def read(self, path): return self.local.read(path)
+    def listdir(self, path): return self.local.listdir(path)
+    def pretty_path(self, path): return self.local.pretty_path(path)
+
+    def write(self, buf, path):
+        if path not in self.watched: return self.local.write(buf, path)
+        try: atomic_save(path, lambda tmp: tmp.write_text(buf, encoding="utf-8"))
+        except WriteError as e: self.watched[path] = self.watched[path] or e
+
+
+_IO: list[_NotebookIO] = []
+
+
+def _notebook_io() -> _NotebookIO:
+    "The one `_NotebookIO`, registered with papermill for absolute paths on first use."
+    from papermill.iorw import papermill_io
+    if not _IO:
+        _IO.append(_NotebookIO(papermill_io.get_handler("local")))
+        papermill_io.register("/", _IO[0])
+    return _IO[0]
+
+# %% ../../nbs/09_runner.ipynb #2dcd5878
+def _end(status: StatusFile, t0: float, state: str, **kw) -> str:
+    "Stop the heartbeat and record how the run ended: '', or a note when even status.json cannot be written."
+    status.stop()
+    try: status.update(status=state, finished=utc_now(), duration_s=round(time.time() - t0, 2), **kw); return ""
+    except OSError as e: return f"status.json could not record it: {e}"
+
+
 def _execute(nb: Path, run_dir: Path, inject: dict, status: StatusFile, kernel_name: str, log_output: bool) -> None:
-    "Run `nb` with papermill into run_dir/notebook.ipynb; end `status` complete, or failed and raise `RunFailed`."
+    "Run `nb` into run_dir/notebook.ipynb; end `status` complete, or failed: raise `RunFailed` with the kernel's error."
     import papermill as pm
-    t0 = time.time()
-    quiet = "JEPA_NB_PROGRESS" not in os.environ                 # no progress widgets saved into the run's notebook
+    t0, out, quiet, failure = time.time(), str(run_dir / "notebook.ipynb"), "JEPA_NB_PROGRESS" not in os.environ, None
+    io = _notebook_io(); io.watched[out] = None
     try:
-        if quiet: os.environ["JEPA_NB_PROGRESS"] = "0"           # the kernel inherits it
-        pm.execute_notebook(str(nb), str(run_dir / "notebook.ipynb"), parameters=inject, cwd=str(nb.parent),
+        if quiet: os.environ["JEPA_NB_PROGRESS"] = "0"           # the kernel inherits it: no progress widgets saved
+        pm.execute_notebook(str(nb), out, parameters=inject, cwd=str(nb.parent),
                             kernel_name=kernel_name, progress_bar=False, log_output=log_output)
-    except BaseException as e:
-        err = _error_summary(e)
-        status.stop()
-        status.update(status="failed", finished=utc_now(), duration_s=round(time.time() - t0, 2), error=err)
-        if not isinstance(e, Exception): raise
-        where = f" in cell [{err['cell']}]" if err["cell"] is not None else ""
-        raise RunFailed(f"{nb.name} failed{where}: {err['ename']}: {err['evalue']}\n  run folder: {run_dir}", run_dir) from None
+    except BaseException as e: failure = e
     finally:
         if quiet: os.environ.pop("JEPA_NB_PROGRESS", None)
-    status.stop()
-    status.update(status="complete", finished=utc_now(), duration_s=round(time.time() - t0, 2))
+        unsaved = io.watched.pop(out, None)
+    if failure is None and unsaved is None:
+        if not (note := _end(status, t0, "complete")): return
+        raise RunFailed(f"{nb.name} ran to its end, but {note}\n  run folder: {run_dir}", run_dir)
+    err = (_error_summary(failure) if failure is not None else
+           dict(ename="WriteError", evalue=f"the executed notebook could not be saved: {unsaved}", cell=None,
+                traceback=""))
+    if failure is not None and unsaved is not None:
+        err["notebook"] = f"notebook.ipynb keeps its last saved state: {unsaved}"
+    note = _end(status, t0, "failed", error=err)
+    if failure is not None and not isinstance(failure, Exception): raise failure
+    where = f" in cell [{err['cell']}]" if err["cell"] is not None else ""
+    raise RunFailed(f"{nb.name} failed{where}: {err['ename']}: {err['evalue']}"
+                    + "".join(f"\n  {x}" for x in [err.get("notebook"), note, f"run folder: {run_dir}"] if x), run_dir)
 
 # %% ../../nbs/09_runner.ipynb #598fc20f
 def run_notebook(notebook, tier: str | None = None, params: Mapping | None = None, run_dir: str | Path | None = None, *,
@@ -89,23 +128,38 @@ def run_notebook(notebook, tier: str | None = None, params: Mapping | None = Non
     final, sources, inject = resolve_params(nb, tier, params, params_dir=params_dir)
     h = params_hash(final)
     run_dir = Path(run_dir if run_dir is not None else _new_run_dir(nb, tier, h, runs_root)).expanduser().resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = RunLock(run_dir).acquire()                 # one live run per folder; a live one is refused even with overwrite
+    lock, made = _claim(run_dir, resume)             # one live run per folder, refused even with overwrite
     try:
         if not resume: _empty_run_dir(run_dir, overwrite)
-        status = _start_run(nb, tier, run_dir, final, sources, inject, h, params_dir, resume)
+        try: status = _start_run(nb, tier, run_dir, final, sources, inject, h, params_dir, resume)
+        except OSError:                              # a full disk before the kernel: a run never started leaves nothing
+            if not resume: _empty_run_dir(run_dir, overwrite=True)
+            raise
         _execute(nb, run_dir, inject, status, kernel_name, log_output)
         return run_dir
     finally:
         lock.release()
+        _remove_empty(run_dir, made)
 
 # %% ../../nbs/09_runner.ipynb #05af0b26
+def _resume_params(run_dir: Path) -> dict:
+    "params.json of a run to resume; a damaged one is an error that names it and says how to start the run again."
+    st = _read_run_file(run_dir / "status.json")
+    again = (f"start it again: jepa-nb run {st.get('experiment', 'EXPERIMENT')} --tier {st.get('tier') or 'TIER'} "
+             f"--run-dir {run_dir} --overwrite")
+    try: pj = read_json(run_dir / "params.json")
+    except CorruptFileError as e:
+        raise CorruptFileError(f"{e}; without its parameters the run cannot be resumed: {again}") from None
+    if not pj: raise FileNotFoundError(f"{run_dir} is not a run folder made by the runner (no params.json)")
+    if not isinstance(pj.get("params"), dict) or not isinstance(pj.get("notebook"), str):
+        raise CorruptFileError(f"{run_dir / 'params.json'} lacks its notebook or parameters; cannot resume: {again}")
+    return pj
+
+
 def resume_run(run_dir: str | Path, *, log_output: bool = False, kernel_name: str = "python3", grace_s: float = 2.0) -> Path:
     "Continue an interrupted (or failed) run in `run_dir` from its checkpoint.pt with its own parameters; raise `RunFailed` if it fails."
     run_dir = Path(run_dir).expanduser().resolve()
-    pj = read_json(run_dir / "params.json")
-    if not pj: raise FileNotFoundError(f"{run_dir} is not a run folder made by the runner (no params.json)")
-    rec = load_run(run_dir)
+    pj, rec = _resume_params(run_dir), load_run(run_dir)
     if rec.status == "running": raise FileExistsError(f"run {run_dir} is live ({rec.error or 'its process is running'}); it cannot be resumed while it runs")
     if rec.status == "complete": raise ValueError(f"run {run_dir} is complete: nothing to resume")
     nb = _notebook_path(pj["notebook"])
@@ -119,6 +173,29 @@ def resume_run(run_dir: str | Path, *, log_output: bool = False, kernel_name: st
     params = {k: v for k, v in pj["params"].items() if k not in RESERVED}
     return run_notebook(nb, pj.get("tier"), params, run_dir, params_dir=Path(tf).parent.parent if tf else None, resume=True,
                         log_output=log_output, kernel_name=kernel_name)
+
+# %% ../../nbs/09_runner.ipynb #45af5dd2
+def _remove_empty(run_dir: Path, made: Path | None) -> None:
+    "Remove `run_dir` and its parents up to `made` while they are empty: the folders a run that never started created."
+    if made is None: return
+    for p in [run_dir, *run_dir.parents]:
+        try: p.rmdir()
+        except OSError: return
+        if p == made: return
+
+
+def _claim(run_dir: Path, resume: bool = False) -> tuple[RunLock, Path | None]:
+    "Create `run_dir` and lock it: (the lock, the topmost folder made or None); an unwritable place is a `WriteError`."
+    made = next((p for p in [*reversed(run_dir.parents), run_dir] if not p.exists()), None)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return RunLock(run_dir).acquire(), made
+    except OSError as e:
+        _remove_empty(run_dir, made)
+        if isinstance(e, FileExistsError): raise                            # a live run holds it: its own message
+        how = (f"resume a writable copy instead (cp -r {run_dir} DIR; jepa-nb resume DIR)" if resume
+               else "choose a writable place with --runs-root DIR (or --run-dir / --sweep-dir DIR)")
+        raise WriteError(f"cannot write in run folder {run_dir} ({e.strerror or e}); {how}") from None
 
 # %% ../../nbs/09_runner.ipynb #17f00675
 def _sweep_points(nb: Path, grid: Mapping[str, Sequence], tier: str | None, params: Mapping | None,

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 from .params import _settings_for
-from ..rundir import read_json, utc_now, write_json
+from ..rundir import CorruptFileError, read_json, utc_now, write_json
 from .runs import find_runs, load_run
 
 # %% ../../nbs/09_runner.ipynb #8b196ca9
@@ -169,10 +169,14 @@ def check_run(run_dir: str | Path, reference: Mapping | str | Path) -> list[Chec
         f = Path(reference)
         if f.is_dir(): f = reference_for(f, run_dir, r.experiment, r.tier)
         if not f.is_file(): return fail(f"no reference {f} (make one with write_reference)")
-        reference = json.loads(f.read_text())
+        try: reference = read_json(f)
+        except CorruptFileError as e: return fail(f"reference unreadable: {e}")
     rows = _check_metrics(run, r.results, reference.get("metrics", {}))
     c = reference.get("curve")
-    return rows + [_check_curve(run, r.metrics(), c)] if c else rows
+    if not c: return rows
+    try: return rows + [_check_curve(run, r.metrics(), c)]
+    except CorruptFileError as e:
+        return rows + [CheckRow(run, f"curve:{c['metric']}", None, None, None, "-", False, str(e))]
 
 # %% ../../nbs/09_runner.ipynb #6bc74a53
 def check(runs: Iterable[str | Path], reference: str | Path | None = None, tier: str | None = None) -> list[CheckRow]:

@@ -13,7 +13,7 @@ import time
 import traceback
 from pathlib import Path
 from typing import Iterable, Mapping
-from ..rundir import HEARTBEAT_S, host_name, owner_alive, params_hash as _params_hash, pid_alive, read_json, read_status, STALE_S, StatusFile, utc_now
+from ..rundir import CorruptFileError, HEARTBEAT_S, host_name, owner_alive, params_hash as _params_hash, pid_alive, read_json, read_status, STALE_S, StatusFile, utc_now
 from .params import RESERVED
 
 # %% ../../nbs/09_runner.ipynb #16653c2e
@@ -30,6 +30,14 @@ def _error_summary(e: BaseException) -> dict:
     tb = "".join(traceback.format_exception(type(e), e, e.__traceback__)).strip().splitlines()
     return dict(ename=type(e).__name__, evalue=str(e), cell=None, traceback="\n".join(tb[-12:]))
 
+
+def _read_run_file(path: Path, problems: list | None = None) -> dict:
+    "`read_json` for a reader that goes on: a damaged file reads as {} and its message (naming it) goes to `problems`."
+    try: return read_json(path)
+    except CorruptFileError as e:
+        if problems is not None: problems.append(str(e))
+        return {}
+
 # %% ../../nbs/09_runner.ipynb #671685d8
 class RunLock:
     "An exclusive claim on a run folder: `.lock` holding this process's pid and host; a stale lock (dead owner) is taken over."
@@ -40,7 +48,7 @@ class RunLock:
         for _ in range(2):
             try: fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                other = read_json(self.path) if self.path.stat().st_size else {}
+                other = _read_run_file(self.path)   # empty or cut short: no owner known
                 if owner_alive({**other, "heartbeat": utc_now()}) or not other and time.time() - self.path.stat().st_mtime < 5:
                     raise FileExistsError(f"run folder {self.path.parent} is in use by a live run (pid {other.get('pid')} on "
                                           f"{other.get('host')}, since {other.get('started')}); wait for it or stop it first") from None
@@ -64,7 +72,7 @@ class RunRecord:
     path: Path          # the run folder
     experiment: str     # notebook stem (or the folder name for runs made without the runner)
     tier: str | None    # parameter tier
-    status: str         # complete | failed | interrupted | running | unknown
+    status: str         # complete | failed | interrupted | running | unknown | unreadable (a damaged run file)
     params: dict        # final parameters (params.json, else config.json)
     results: dict       # results.json
     error: str | None   # the error of a failed run, or what is known of an interrupted one
@@ -73,10 +81,13 @@ class RunRecord:
     checkpoint_step: int | None = None  # the step of its checkpoint.pt (from checkpoint.json)
 
     def metrics(self):
-        "metrics.csv as a DataFrame (None when absent)."
+        "metrics.csv as a DataFrame (None when absent; `CorruptFileError` naming it when it cannot be parsed)."
         import pandas as pd
         f = self.path / "metrics.csv"
-        return pd.read_csv(f) if f.is_file() else None
+        if not f.is_file(): return None
+        try: return pd.read_csv(f)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+            raise CorruptFileError(f"{f} cannot be read as CSV ({str(e).strip().splitlines()[0][:160]})") from None
 
 # %% ../../nbs/09_runner.ipynb #7d15fde7
 def _is_run(p: Path) -> bool: return (p / "params.json").is_file() or (p / "config.json").is_file()
@@ -98,22 +109,26 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
 def _last_step(f: Path) -> int | None:
     "The step of the last row of a metrics CSV (None when there is none)."
     try: lines = [l for l in f.read_text().splitlines() if l.strip()]
-    except OSError: return None
+    except (OSError, UnicodeDecodeError): return None
     try: return int(float(lines[-1].split(",")[0])) if len(lines) > 1 else None
     except ValueError: return None
 
 
 def load_run(path: str | Path) -> RunRecord:
-    "Read a run folder's params, status and results; a `running` run whose process is gone reads as `interrupted`."
-    p = Path(path)
+    "Read a run folder back; a `running` run whose process is gone reads `interrupted`, a damaged one `unreadable`."
+    p, bad = Path(path), []
     if not p.is_dir(): raise FileNotFoundError(f"run folder not found: {p}")
-    pj, st, res = read_json(p / "params.json"), read_status(p), read_json(p / "results.json")
-    params = {k: v for k, v in (pj.get("params") or read_json(p / "config.json")).items() if k not in RESERVED}
-    status = st.get("status") or ("complete" if res else "unknown")
-    err = st.get("error")
-    error = f"{err['ename']}: {err['evalue']}" if err else None
-    last, ck = _last_step(p / "metrics.csv"), read_json(p / "checkpoint.json").get("step")
+    pj, res = _read_run_file(p / "params.json", bad), _read_run_file(p / "results.json", bad)
+    try: st = read_status(p)
+    except CorruptFileError as e: st = {}; bad.append(str(e))
+    params = pj.get("params") or _read_run_file(p / "config.json", bad)
+    if not isinstance(params, dict): bad.append(f"{p / 'params.json'} holds no parameters object"); params = {}
+    params = {k: v for k, v in params.items() if k not in RESERVED}
+    status, err = st.get("status") or ("complete" if res else "unknown"), st.get("error")
+    error = f"{err.get('ename')}: {err.get('evalue')}" if isinstance(err, dict) else (str(err) if err else None)
+    last, ck = _last_step(p / "metrics.csv"), _read_run_file(p / "checkpoint.json", bad).get("step")
     if status == "interrupted" and not err:
         error = (f"interrupted: its process is gone (pid {st['pid']} on {st.get('host')}, last heartbeat {st.get('heartbeat')}); "
                  f"last logged step {last}, last checkpoint " + (f"step {ck}: continue it with `jepa-nb resume {p}`" if ck is not None else "none"))
+    if bad: status, error = "unreadable", "; ".join(bad) + ": left out; rerun the run, or move its folder away"
     return RunRecord(p, pj.get("experiment") or st.get("experiment") or p.name, pj.get("tier"), status, params, res, error, "", last, ck)
