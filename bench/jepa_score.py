@@ -24,6 +24,15 @@ torch.utils.flop_counter, times its images/s) over the ceiling (the median of al
 one direction at a time leaves idle; it is a default method on CUDA only (on the 2-core CPU it measured slower
 than one direction at a time). `sketch` is printed with its Spearman rank correlation with `exact` on the same
 images. Record results in bench/RESULTS.md with the machine described.
+
+The frontier (`--frontier`, on by default): estimators that cost fewer than K VJPs per image, each in its own
+child process on the same images, with its Spearman rank correlation with `exact` and its speed-up over `exact`
+(both from this run). An entry is `METHOD@P` (jepa_score's method and p) with an optional `+bf16` (the whole
+scoring under torch.autocast("cpu"/"cuda", bfloat16)); `exact+bf16` is the exact score in bf16. `whitened`
+scores against `--n-ref` reference images (drawn apart from the scored ones); its time includes their K VJPs
+each, and the "reference amortised" column leaves them out (what a large set of images costs per image).
+
+    python bench/jepa_score.py --profile        # torch.profiler over one chunk of the exact route: top ops by self CPU
 """
 from __future__ import annotations
 
@@ -39,6 +48,9 @@ import time
 METHODS = ("naive", "exact", "gram64", "sketch", "exact_vmap", "exact_batched")
 DEFAULT_CPU = ("naive", "exact", "gram64", "sketch", "exact_vmap")
 DEFAULT_CUDA = ("naive", "exact", "exact_batched", "gram64", "sketch")
+DEFAULT_FRONTIER = ("sketch@32,sketch@64,sketch@96,sketch@128,sketch@160,whitened@16,whitened@32,whitened@64,"
+                    "exact+bf16,sketch@128+bf16,whitened@32+bf16,whitened@64+bf16")
+QUICK_FRONTIER = "sketch@8,sketch@16,whitened@8,exact+bf16,whitened@8+bf16"
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import GemmProbe, cuda_peak_tflops, gemm_shapes, load_line, machine_line
@@ -64,6 +76,13 @@ def parse_args(argv=None):
                                                      f"on CUDA {','.join(DEFAULT_CUDA)})")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
     ap.add_argument("--quick", action="store_true", help="tiny model and few images: a smoke test of the script")
+    ap.add_argument("--frontier", default=None,
+                    help=f"comma-separated METHOD@P[+bf16] entries, or '' for none (default: {DEFAULT_FRONTIER})")
+    ap.add_argument("--n-ref", type=int, default=4, help="reference images of the `whitened` frontier entries")
+    ap.add_argument("--profile", action="store_true",
+                    help="profile one chunk of the exact route (torch.profiler, top ops by self CPU time) and exit")
+    ap.add_argument("--profile-directions", type=int, default=48,
+                    help="backward passes in the profiled chunk (each one costs the same; K for the whole chunk)")
     a = ap.parse_args(argv)
     if a.quick:
         a.embed_dim, a.depth, a.num_heads, a.img_size, a.patch_size = 32, 1, 2, 16, 4
@@ -78,7 +97,23 @@ def parse_args(argv=None):
     bad = [m for m in a.methods.split(",") if m not in METHODS]
     if bad: ap.error(f"unknown method(s) {bad}; choose from {list(METHODS)}")
     if a.p > a.embed_dim: ap.error(f"--p {a.p} must be <= --embed-dim {a.embed_dim}")
+    if a.frontier is None: a.frontier = QUICK_FRONTIER if a.quick else DEFAULT_FRONTIER
+    try:
+        a.frontier_entries = [parse_entry(e) for e in a.frontier.split(",") if e]
+    except ValueError as e:
+        ap.error(str(e))
+    for e in a.frontier_entries:
+        if e[1] is not None and e[1] >= a.embed_dim: ap.error(f"frontier entry p={e[1]} must be < --embed-dim {a.embed_dim}")
     return a
+
+
+def parse_entry(e: str):
+    "'whitened@32+bf16' -> ('whitened', 32, True); 'exact+bf16' -> ('exact', None, True)."
+    body, bf16 = (e[:-5], True) if e.endswith("+bf16") else (e, False)
+    name, _, p = body.partition("@")
+    if name not in ("exact", "gram64", "sketch", "whitened") or (name in ("sketch", "whitened")) != bool(p):
+        raise ValueError(f"bad frontier entry {e!r}: METHOD@P for sketch/whitened, METHOD for exact/gram64, then +bf16 or not")
+    return name, int(p) if p else None, bf16
 
 
 def setup(a):
@@ -90,6 +125,69 @@ def setup(a):
     enc = PooledEncoder(ViTEncoder(a.img_size, a.patch_size, a.in_chans, a.embed_dim, a.depth, a.num_heads)).eval().to(a.device)
     x = torch.randn(a.n_images, a.in_chans, a.img_size, a.img_size, generator=torch.Generator().manual_seed(1)).to(a.device)
     return torch, enc, x
+
+
+def reference_images(a):
+    "The `whitened` entries' reference images: --n-ref draws apart from the scored ones (seed 2)."
+    import torch
+    return torch.randn(a.n_ref, a.in_chans, a.img_size, a.img_size, generator=torch.Generator().manual_seed(2)).to(a.device)
+
+
+def frontier_child(entry: str, a, q):
+    "One frontier entry in this (fresh) process: {method, n, seconds, ref_seconds, scores} on the queue."
+    try:
+        torch, enc, x = setup(a)
+        from jepa_nb.jepa_score import jepa_score, whitened_directions
+        name, p, bf16 = parse_entry(entry)
+        ac = torch.autocast(torch.device(a.device).type, dtype=torch.bfloat16, enabled=bf16)
+        ref = reference_images(a) if name == "whitened" else None
+        with ac:
+            jepa_score(enc, x[:1], "sketch", p=min(8, a.embed_dim - 1), progress=False); _sync(torch, a.device)   # warm-up
+            t0 = time.perf_counter()
+            s = jepa_score(enc, x, name, p=p, chunk_size=a.chunk_size, reference=ref, progress=False); _sync(torch, a.device)
+            dt = time.perf_counter() - t0
+            t_ref = 0.0
+            if ref is not None:                                                   # the reference's share, timed again alone
+                t0 = time.perf_counter(); whitened_directions(enc, ref, p, chunk_size=a.chunk_size); _sync(torch, a.device)
+                t_ref = time.perf_counter() - t0
+        q.put(dict(method=entry, n=len(x), seconds=dt, ref_seconds=t_ref, scores=[float(v) for v in s]))
+    except Exception as e:                                                        # report, do not hang the parent
+        q.put(dict(method=entry, error=f"{type(e).__name__}: {e}"))
+
+
+def profile_exact(a):
+    ("torch.profiler over one chunk of the exact route (one forward, --profile-directions backward passes): top ops "
+     "by self CPU time, with each op's GFLOP/s against the GEMM ceiling probed right before and after.")
+    torch, enc, x = setup(a)
+    from torch.profiler import ProfilerActivity, profile
+
+    from jepa_nb.eval import as_pooled
+    from jepa_nb.jepa_score import _rows_vjp, scoring_mode
+    f, xb = as_pooled(enc), x[:a.chunk_size or 32]
+    V = torch.eye(a.embed_dim, device=x.device)[:a.profile_directions]
+    N = (a.img_size // a.patch_size) ** 2
+    probe = GemmProbe(gemm_shapes(len(xb) * N, a.embed_dim, square=2048), a.device)
+    before = probe.probe()
+    with scoring_mode(f):
+        _rows_vjp(f, xb[:2], V[:2])                                               # warm-up
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if str(a.device).startswith("cuda") else [])
+        t0 = time.perf_counter()
+        with profile(activities=acts, with_flops=True) as prof: _rows_vjp(f, xb, V)
+        dt = time.perf_counter() - t0
+    after = probe.probe()
+    ceil = probe.ceiling()
+    print(f"profile: one chunk of {len(xb)} images, 1 forward + {len(V)} backward passes, {dt:.2f} s under the profiler; "
+          f"GEMM ceiling before / after {before:.0f} / {after:.0f} GFLOP/s")
+    ka = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in ka)
+    flops = sum(e.flops for e in ka)
+    print(f"counted {flops / 1e9:.0f} GFLOP in {total / 1e6:.2f} s of self CPU time: {flops / total / 1e3:.1f} GFLOP/s "
+          f"= {flops / total / 1e3 / ceil:.0%} of the ceiling ({ceil:.0f} GFLOP/s)")
+    print("| op | self CPU ms | share of self CPU | calls | GFLOP/s | of ceiling |\n|---|---|---|---|---|---|")
+    for e in sorted(ka, key=lambda e: -e.self_cpu_time_total)[:15]:
+        g = e.flops / e.self_cpu_time_total / 1e3 if e.flops and e.self_cpu_time_total else 0.0
+        print(f"| {e.key} | {e.self_cpu_time_total / 1e3:.0f} | {e.self_cpu_time_total / total:.1%} | {e.count} | "
+              + (f"{g:.0f} | {g / ceil:.0%} |" if g else "- | - |"))
 
 
 def _sync(torch, device):
@@ -187,6 +285,9 @@ def main(argv=None):
     a = parse_args(argv)
     import torch
     torch.set_num_threads(a.threads)
+    if a.profile:
+        print("machine:", machine_line(a.device, a.threads), "|", load_line(), flush=True)
+        return profile_exact(a)
     cuda = str(a.device).startswith("cuda")
     ctx = mp.get_context("spawn")
     print(f"JEPA-SCORE bench: ViT {a.embed_dim}x{a.depth} ({a.num_heads} heads), {a.in_chans}x{a.img_size}x{a.img_size}, "
@@ -255,9 +356,46 @@ def main(argv=None):
               f"at {sk['images_per_s'] / by['exact']['images_per_s']:.1f}x its speed")
     if "exact_batched" in by and "exact" in by:
         print(f"exact_batched ({a.cotangent_batch} cotangents per backward): {by['exact_batched']['images_per_s'] / by['exact']['images_per_s']:.2f}x exact")
+    front = frontier(a, ctx, exact)
     if a.json:
         with open(a.json, "w") as f: json.dump(dict(config=vars(a), machine=machine_line(a.device, a.threads), floor=fl, gemm_ceiling_gflops=ceiling,
-                                                    gemm_per_shape=probe.per_shape(), device_peak_fp32_tflops=peak_tf, rows=rows), f, indent=2)
+                                                    gemm_per_shape=probe.per_shape(), device_peak_fp32_tflops=peak_tf, rows=rows,
+                                                    frontier=front), f, indent=2)
+    return rows
+
+
+def frontier(a, ctx, exact) -> list:
+    "Run every frontier entry in its own process; print Spearman with `exact` and the speed-up over it (this run's)."
+    if not a.frontier_entries: return []
+    print(f"\nFrontier: estimators with fewer than K={a.embed_dim} VJPs per image (or the K VJPs in bf16), on the same "
+          f"{a.n_images} images; whitened: {a.n_ref} reference images | {load_line()}", flush=True)
+    out = []
+    for e in a.frontier.split(","):
+        if not e: continue
+        q = ctx.Queue()
+        pr = ctx.Process(target=frontier_child, args=(e, a, q)); pr.start()
+        r = q.get(); pr.join()
+        if "error" in r: print(f"  {e}: FAILED {r['error']}", flush=True); continue
+        print(f"  {e:18s} {r['n'] / r['seconds']:9.3f} images/s  ({r['seconds']:.2f} s for {r['n']}"
+              + (f", of which reference {r['ref_seconds']:.2f} s" if r["ref_seconds"] else "") + ")", flush=True)
+        out.append(r)
+    t_ex = exact["seconds"] / exact["n"] if exact else float("nan")
+    print("\n| estimator | VJPs/image | s/image | speed-up vs exact | speed-up, reference amortised | Spearman vs exact |")
+    print("|---|---|---|---|---|---|")
+    if exact: print(f"| exact (fp32) | {a.embed_dim} | {t_ex:.3f} | 1.00x | 1.00x | 1.000 |")
+    rows = []
+    for r in out:
+        name, p, bf16 = parse_entry(r["method"])
+        t, t_am = r["seconds"] / r["n"], (r["seconds"] - r["ref_seconds"]) / r["n"]
+        rho = spearman(r["scores"], exact["scores"]) if exact and len(r["scores"]) == len(exact["scores"]) else float("nan")
+        rows.append(dict(entry=r["method"], method=name, p=p, bf16=bf16, s_per_image=t, s_per_image_amortised=t_am,
+                         speedup=t_ex / t, speedup_amortised=t_ex / t_am, spearman_vs_exact=rho))
+        print(f"| {r['method']} | {p or a.embed_dim} | {t:.3f} | {t_ex / t:.2f}x | {t_ex / t_am:.2f}x | {rho:.3f} |")
+    ok = [r for r in rows if r["spearman_vs_exact"] >= 0.95]
+    if ok:
+        b = max(ok, key=lambda r: r["speedup"])
+        print(f"\nfastest with Spearman >= 0.95: {b['entry']} at {b['speedup']:.2f}x exact "
+              f"({b['speedup_amortised']:.2f}x reference amortised), Spearman {b['spearman_vs_exact']:.3f}")
     return rows
 
 

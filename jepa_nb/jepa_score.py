@@ -20,9 +20,9 @@ from .vit import explicit_attention
 
 # %% auto #0
 __all__ = ['DEFAULT_CHUNK', 'METHODS', 'rank_rtol', 'sum_log_sv', 'scoring_mode', 'jacobian_naive', 'score_jacobians',
-           'jepa_score_naive', 'batched_jacobian', 'random_directions', 'jepa_score', 'auroc', 'knn_distance_score',
-           'mahalanobis_score', 'plot_score_hist', 'nuisance_invariant_score', 'plot_curation_grid',
-           'rarity_correlation']
+           'jepa_score_naive', 'batched_jacobian', 'random_directions', 'whitened_directions', 'jepa_score', 'auroc',
+           'knn_distance_score', 'mahalanobis_score', 'plot_score_hist', 'nuisance_invariant_score',
+           'plot_curation_grid', 'rarity_correlation']
 
 # %% ../nbs/08_jepa_score.ipynb #342f66a8
 def rank_rtol(rows: int, cols: int, dtype: torch.dtype) -> float:
@@ -160,7 +160,7 @@ def _check_directions(Q, K):
     return Q
 
 # %% ../nbs/08_jepa_score.ipynb #56130709
-METHODS = ("exact", "gram64", "sketch")
+METHODS = ("exact", "gram64", "sketch", "whitened")
 
 
 def random_directions(K: int, p: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -169,6 +169,28 @@ def random_directions(K: int, p: int, seed: int = 0, dtype: torch.dtype = torch.
     G = torch.randn(K, p, generator=make_generator(seed, K, p), dtype=torch.float64)
     Q, R = torch.linalg.qr(G)                                                  # (K, p), (p, p)
     return (Q * torch.sign(torch.diagonal(R))).to(dtype)                       # unique: positive diagonal of R
+
+
+def whitened_directions(encoder, reference: torch.Tensor, p: int, seed: int = 0, chunk_size: int | None = None,
+                        eps: float = 1e-6, rtol: float | None = None) -> tuple[torch.Tensor, float, int]:
+    ("Directions (K, p) = Wᵀ Q that whiten the mean Gram A₀ of the reference images' Jacobians (W A₀ Wᵀ = I_r), "
+     "with s₀ = ½ log det' A₀ and r = its numerical rank: (directions float64, s₀, r).")
+    _check_images(reference)
+    f = as_pooled(encoder)
+    ref = _to_model(f, reference)
+    A0 = 0
+    for rows in _row_chunks(f, ref, lambda K: torch.eye(K, dtype=ref.dtype, device=ref.device), chunk_size):
+        r64 = rows.double()
+        A0 = A0 + (r64 @ r64.transpose(1, 2)).sum(0).cpu()                     # (K, K) float64
+    K, D = rows.shape[1:]
+    lam, U = torch.linalg.eigh(A0 / len(ref))
+    sig, U = lam.flip(0).clamp(min=0).sqrt(), U.flip(1)                          # σ of the reference, descending
+    tol = max(rank_rtol(K, D, rows.dtype) if rtol is None else rtol, math.sqrt(K * torch.finfo(torch.float64).eps))
+    s0, r = sum_log_sv(sig[None], tol, eps)
+    r = int(r)
+    if not 1 <= p <= r: raise ValueError(f"p must be in 1..{r} (the numerical rank of the reference Gram), got {p}")
+    W = U[:, :r] / sig[:r].clamp(min=eps)                                         # (K, r): Wᵀ whitens A₀
+    return W @ random_directions(r, p, seed, torch.float64), float(s0), r
 
 
 def _score_rows(rows: torch.Tensor, method: str, eps: float, rtol: float | None) -> torch.Tensor:
@@ -182,20 +204,31 @@ def _score_rows(rows: torch.Tensor, method: str, eps: float, rtol: float | None)
 
 def jepa_score(encoder, x: torch.Tensor, method: str = "exact", p: int | None = None, eps: float = 1e-6,
                chunk_size: int | None = None, *, seed: int = 0, rtol: float | None = None,
-               progress: bool | None = None) -> torch.Tensor:
+               progress: bool | None = None, reference: torch.Tensor | None = None) -> torch.Tensor:
     ("JEPA-SCORE (B,) float64: Σ log σ_k of each image's Jacobian over its numerical rank (`exact`, `gram64`), "
-     "or of QᵀJ (`sketch`, approximate).")
+     "or approximated from p VJPs per image: Σ log σ(QᵀJ) (`sketch`), or ½ log det' A₀ + (r/p) Σ log σ(QᵀWJ), "
+     "W whitening the reference images' mean Gram A₀ (`whitened`).")
     if method not in METHODS: raise ValueError(f"unknown method {method!r}; choose from {list(METHODS)}")
-    if method == "sketch" and p is None:
-        raise ValueError("method='sketch' needs p, the number of random directions (e.g. p=32)")
-    if method != "sketch" and p is not None: raise ValueError(f"p={p} is only used by method='sketch', not {method!r}")
+    sketchy = method in ("sketch", "whitened")
+    if sketchy and p is None:
+        raise ValueError(f"method={method!r} needs p, the number of random directions (e.g. p=32)")
+    if not sketchy and p is not None:
+        raise ValueError(f"p={p} is only used by method='sketch' or 'whitened', not {method!r}")
+    if (method == "whitened") != (reference is not None):
+        raise ValueError("method='whitened' needs reference images (e.g. a few training images), and only it uses them"
+                         if reference is None else f"reference is only used by method='whitened', not {method!r}")
     _check_images(x)
     f = as_pooled(encoder)
     x = _to_model(f, x)
-    V = ((lambda K: random_directions(K, p, seed, x.dtype).T.to(x.device)) if method == "sketch"
-         else (lambda K: torch.eye(K, dtype=x.dtype, device=x.device)))
+    if method == "whitened":
+        Dir, s0, r = whitened_directions(f, reference, p, seed, chunk_size, eps, rtol)
+        V = lambda K: _check_directions(Dir, K).T.to(x)                              # noqa: E731
+    else:
+        V = ((lambda K: random_directions(K, p, seed, x.dtype).T.to(x.device)) if method == "sketch"
+             else (lambda K: torch.eye(K, dtype=x.dtype, device=x.device)))
     chunks = _row_chunks(f, x, V, chunk_size, progress=progress, desc=f"jepa_score ({method})")
-    return torch.cat([_score_rows(rows, method, eps, rtol) for rows in chunks]).cpu()
+    s = torch.cat([_score_rows(rows, method, eps, rtol) for rows in chunks]).cpu()
+    return s0 + r / p * s if method == "whitened" else s
 
 # %% ../nbs/08_jepa_score.ipynb #f674d981
 def auroc(scores_in, scores_out) -> float:
