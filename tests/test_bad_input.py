@@ -256,3 +256,17 @@ def test_the_training_loop_says_the_same_instead_of_nothing_to_do(hundred):
         pretrain(PretrainConfig(dataset=hundred, batch_size=128, **tiny), load_data(hundred), progress=False)
     with pytest.raises(ConfigError, match=r"n_train: 1\); lower batch_size to 1 or less \(-p batch_size=1\) or raise n_train to at least 128"):
         pretrain(PretrainConfig(n_train=1, batch_size=128, **tiny), load_data("mnist5k"), progress=False)
+
+
+def test_the_cli_refuses_a_folder_smaller_than_one_batch_before_a_kernel_starts(hundred, tmp_path):
+    "From the folder the user stands in, with a relative path: one line, exit 2, no run folder."
+    import subprocess, sys
+    from pathlib import Path
+    where = Path(hundred.removeprefix("folder:"))
+    r = subprocess.run([str(Path(sys.executable).parent / "jepa-nb"), "run", "pretrain", "--tier", "smoke", "--runs-root",
+                        str(tmp_path / "runs"), "-p", f"dataset=folder:{where.name}", "-p", "batch_size=128"],
+                       cwd=where.parent, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert "cannot start" in line and "100 training images are fewer than one batch" in line and "-p batch_size=100" in line
+    assert "Traceback" not in r.stderr and not (tmp_path / "runs").exists()

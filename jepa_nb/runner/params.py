@@ -108,10 +108,20 @@ def parse_grid(items: Iterable[str]) -> dict[str, list]:
 EXPERIMENT_GLOB = "1[0-9]_*.ipynb"   # experiment notebooks are numbered after the lessons
 
 
+def _installed_nbs() -> Path | None:
+    "The `nbs/` beside the installed package (an editable install of this repository), if it holds experiments."
+    import importlib.util
+    spec = importlib.util.find_spec("jepa_nb")
+    nbs = Path(spec.origin).resolve().parents[1] / "nbs" if spec and spec.origin else None
+    return nbs if nbs is not None and any(nbs.glob(EXPERIMENT_GLOB)) else None
+
+
 def experiments_dir(start: str | Path | None = None) -> Path | None:
-    "The folder of the experiment notebooks: `start` (default: cwd) or its `nbs/`, or the same for the nearest parent that has them."
+    ("The folder of the experiment notebooks: `start` (default: cwd) or its `nbs/`, or the same for the nearest parent "
+     "that has them; from elsewhere (no `start`), the `nbs/` of the repository jepa_nb is installed from.")
     p = Path(start or Path.cwd()).resolve()
-    return next((c for d in [p, *p.parents] for c in (d, d / "nbs") if any(c.glob(EXPERIMENT_GLOB))), None)
+    found = next((c for d in [p, *p.parents] for c in (d, d / "nbs") if any(c.glob(EXPERIMENT_GLOB))), None)
+    return found if found is not None or start is not None else _installed_nbs()
 
 
 def experiment_name(stem: str) -> str:
@@ -338,9 +348,20 @@ def _process_problems(p: Mapping) -> list[str]:
     return [f"nproc is {n} but this machine has {cpus} CPU(s) (device {dev!r}): use -p nproc={cpus} or fewer"]
 
 
+def _data_problems(p: Mapping) -> list[str]:
+    "The data parameters (lesson 01's `check_data_params`): image options the dataset takes, one batch of images."
+    if "dataset" not in p: return []
+    from jepa_nb.dataparams import check_data_params                        # torch-free
+    try: check_data_params(p)
+    except ConfigError as e: return [str(e)]
+    return []
+
+
 def check_runnable(notebook, params: Mapping, sources: Mapping | None = None) -> None:
-    "Refuse, before a kernel starts, what cannot work: a missing path, bad counts, more processes than CPUs/GPUs."
+    ("Refuse, before a kernel starts, what cannot work: a missing path, bad counts or data parameters, more "
+     "processes than CPUs/GPUs.")
     problems = _missing_paths(params, sources or {}) + _count_problems(params)
+    problems += _data_problems(params) if not problems else []             # counts the images of a folder
     problems += _process_problems(params) if not problems else []       # counting GPUs imports torch: last
     if problems: raise ParamError(f"{Path(notebook).name} cannot start: " + "; ".join(problems))
 
