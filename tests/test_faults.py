@@ -210,7 +210,9 @@ def test_bad_datasets_get_clear_errors_or_load(bad_data):
 
 
 def test_a_real_run_on_a_bad_dataset_fails_naming_it(bad_data, tmp_path):
-    r = cli("run", "pretrain", "--tier", "smoke", "--run-dir", tmp_path / "r", "-q", "-p", f"dataset=folder:{bad_data / 'mixed'}")
+    # 40 images: a batch of 20 fits (fewer than one batch is refused before a kernel starts, tests/test_bad_input.py)
+    r = cli("run", "pretrain", "--tier", "smoke", "--run-dir", tmp_path / "r", "-q", "-p", f"dataset=folder:{bad_data / 'mixed'}",
+            "-p", "batch_size=20")
     assert r.returncode == 1 and "mixes greyscale and colour images" in r.stderr, r.stderr[-3000:]
     st = json.loads((tmp_path / "r" / "status.json").read_text())
     assert st["status"] == "failed" and "mode='L'" in st["error"]["evalue"]
