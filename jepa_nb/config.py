@@ -32,11 +32,14 @@ def _check_sequence(name: str, value, tp):
     "`value` as the tuple or list `tp` asks for, each item checked (JSON and YAML have no tuples: a list is accepted)."
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if not isinstance(value, (tuple, list)): raise _bad_type(name, value, tp)
-    if origin is list: return [check_type(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value)] if args else list(value)
-    if len(args) == 2 and args[1] is Ellipsis: return tuple(check_type(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value))
+    if origin is list:
+        return [check_type(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value)] if args else list(value)
+    if len(args) == 2 and args[1] is Ellipsis:
+        return tuple(check_type(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value))
     if args and len(args) != len(value):
         raise ConfigError(f"parameter {name!r} must have {len(args)} items, got {len(value)}: {value!r}")
-    return tuple(check_type(f"{name}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args))) if args else tuple(value)
+    return (tuple(check_type(f"{name}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args))) if args
+            else tuple(value))
 
 # %% ../nbs/00_core.ipynb #fc7a8f8f
 _SCALARS = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}   # annotation -> accepted Python types

@@ -63,7 +63,8 @@ def get_device(prefer: str | torch.device | None = "auto") -> torch.device:
 
 
 def to_pair(x, name: str = "size") -> tuple[int, int]:
-    "An int or a pair of ints (an image side, a patch grid) as (h, w) of positive ints; anything else raises, naming `name`."
+    ("An int or a pair of ints (an image side, a patch grid) as (h, w) of positive ints; "
+     "anything else raises, naming `name`.")
     try: h, w = (x, x) if isinstance(x, numbers.Integral) else tuple(x)
     except (TypeError, ValueError): raise ValueError(f"{name} must be an int or (H, W), got {x!r}") from None
     if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in (h, w)):
@@ -92,7 +93,8 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 @contextlib.contextmanager
 def hub_offline_mode(offline: bool | None = None):
-    "Switch `datasets` / `huggingface_hub` offline inside the block (they read the env flags only at import); yields the flag."
+    ("Switch `datasets` / `huggingface_hub` offline inside the block "
+     "(they read the env flags only at import); yields the flag.")
     import datasets
     import huggingface_hub.constants as hc
     offline = hub_offline() if offline is None else offline

@@ -5,7 +5,8 @@ __all__ = ['HEARTBEAT_S', 'STALE_S', 'WriteError', 'atomic_save', 'CorruptFileEr
 
 # %% ../nbs/00_core.ipynb #640c17af
 # jepa_nb.rundir: the run-folder contract — atomic files, status and heartbeat, environment, the Run object (lesson 00).
-# torch and numpy are imported where they are used: the torch-free command line (`jepa-nb report`) reads run folders too.
+# torch and numpy are imported where they are used:
+# the torch-free command line (`jepa-nb report`) reads run folders too.
 import csv
 import dataclasses
 import datetime as _dt
@@ -75,7 +76,8 @@ class CorruptFileError(ValueError):
 
 
 def to_jsonable(o):
-    "What `json` does not know, made JSON: tensors and arrays become lists, NumPy scalars numbers, dataclasses dicts, the rest strings."
+    ("What `json` does not know, made JSON: "
+     "tensors and arrays become lists, NumPy scalars numbers, dataclasses dicts, the rest strings.")
     if type(o).__module__.split(".")[0] in ("torch", "numpy") and hasattr(o, "tolist"): return o.tolist()
     if dataclasses.is_dataclass(o) and not isinstance(o, type): return dataclasses.asdict(o)
     return str(o)
@@ -156,7 +158,8 @@ def read_status(run_dir: str | Path) -> dict:
 
 # %% ../nbs/00_core.ipynb #30f7fddf
 class StatusFile:
-    "status.json of a live run: `update` writes it (atomically, thread-safe); `start_heartbeat` refreshes `heartbeat` every `every` seconds."
+    ("status.json of a live run: `update` writes it (atomically, thread-safe); "
+     "`start_heartbeat` refreshes `heartbeat` every `every` seconds.")
     def __init__(self, path: str | Path, **status):
         self.path, self.status, self._lock, self._stop = Path(path), dict(status), threading.Lock(), threading.Event()
         self._thread = None
@@ -171,7 +174,7 @@ class StatusFile:
         def beat():
             while not self._stop.wait(every):
                 try: self.update(heartbeat=utc_now())
-                except OSError: pass                                  # a full disk must not kill the run; the next beat retries
+                except OSError: pass        # a full disk must not kill the run; the next beat retries
         self._thread = threading.Thread(target=beat, daemon=True, name="jepa-nb-heartbeat")
         self._thread.start()
         return self
@@ -209,12 +212,15 @@ def env_info(seed: int | None = None, device: "str | torch.device | None" = None
     settings_file = find_settings_file()
     return dict(
         time=utc_now(), seed=seed, device=str(dev) if dev is not None else None,
-        device_name=(torch.cuda.get_device_name(dev) if dev is not None and dev.type == "cuda" else platform.processor() or platform.machine()),
+        device_name=(torch.cuda.get_device_name(dev) if dev is not None and dev.type == "cuda"
+                     else platform.processor() or platform.machine()),
         python=sys.version.split()[0], platform=platform.platform(), hostname=platform.node(),
         cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(),
-        torch=torch.__version__, cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version() if torch.cuda.is_available() else None,
+        torch=torch.__version__, cuda=torch.version.cuda,
+        cudnn=torch.backends.cudnn.version() if torch.cuda.is_available() else None,
         git_sha=git_sha(settings_file.parent if settings_file else None),
-        packages={m: _version(m) for m in ["jepa_nb", "numpy", "timm", "torchvision", "datasets", "scikit-learn", "papermill", "nbdev"]},
+        packages={m: _version(m) for m in ["jepa_nb", "numpy", "timm", "torchvision", "datasets", "scikit-learn",
+                                           "papermill", "nbdev"]},
     )
 
 # %% ../nbs/00_core.ipynb #90530a48
@@ -292,7 +298,8 @@ def _keep_rows_until(f: Path, step: int) -> None:
 
 def new_run(name: str, config: "Config | dict", *, path: str | Path | None = None, seed: int | None = None,
             device: "str | torch.device | None" = None, overwrite: bool = False, resume_step: int | None = None) -> Run:
-    "Create a run folder (default `<runs_dir>/<time>_<name>`) and write config.json and env.json; `resume_step`: continue its metrics after that step."
+    ("Create a run folder (default `<runs_dir>/<time>_<name>`) and write config.json and env.json; "
+     "`resume_step`: continue its metrics after that step.")
     path = Path(path) if path is not None else load_settings().runs_dir / f"{run_stamp()}_{name}"
     if (path / "results.json").exists() and not overwrite:
         raise FileExistsError(f"run folder {path} already holds results; pick another path or pass overwrite=True")
@@ -314,8 +321,10 @@ def save_fig(fig, name: str, run: Run | str | Path | None = None, dpi: int = 120
     return atomic_save(folder / f"{name}.png", lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png"))
 
 # %% ../nbs/00_core.ipynb #7267d3b0
-def cell_params(namespace: typing.Mapping, before: typing.Iterable[str], exclude: typing.Iterable[str] = ("run_dir", "resume")) -> dict:
-    "The parameters a notebook's `parameters` cell set: public, non-module, non-function names of `namespace` not in `before`, JSON-ready."
+def cell_params(namespace: typing.Mapping, before: typing.Iterable[str],
+                exclude: typing.Iterable[str] = ("run_dir", "resume")) -> dict:
+    ("The parameters a notebook's `parameters` cell set: public, non-module, "
+     "non-function names of `namespace` not in `before`, JSON-ready.")
     before, exclude = set(before), set(exclude)
     keep = {k: v for k, v in namespace.items() if k not in before and k not in exclude and not k.startswith("_")
             and not isinstance(v, types.ModuleType) and not callable(v)}

@@ -13,7 +13,10 @@ import os
 import sys
 from pathlib import Path
 from typing import Sequence
-from .params import EXPERIMENT_GLOB, ParamError, _notebook_path, _settings_for, describe_params, experiment_table, load_tier, notebook_params, parse_grid, parse_params, resolve_params, validate_params
+from .params import (
+    EXPERIMENT_GLOB, ParamError, _notebook_path, _settings_for, describe_params, experiment_table, load_tier,
+    notebook_params, parse_grid, parse_params, validate_params)
+from .checks import resolve_params
 from .runs import find_runs, load_run
 from .execute import RunFailed, format_table, resume_run, run_notebook, sweep
 from .. import __version__
@@ -23,9 +26,11 @@ from .gate import check
 # %% ../../nbs/09_runner.ipynb #6b12f095
 def _add_run_parsers(sub) -> None:
     "The `run` and `sweep` sub-commands: a notebook, its tier and parameters, and where the runs go."
-    for name, hlp in [("run", "execute a notebook into a run folder"), ("sweep", "run a grid of parameters (comma-separated values)")]:
+    for name, hlp in [("run", "execute a notebook into a run folder"),
+                      ("sweep", "run a grid of parameters (comma-separated values)")]:
         p = sub.add_parser(name, help=hlp)
-        p.add_argument("notebook", type=Path, help="a notebook path or an experiment's name (pretrain, 10_pretrain; see jepa-nb list)")
+        p.add_argument("notebook", type=Path,
+                       help="a notebook path or an experiment's name (pretrain, 10_pretrain; see jepa-nb list)")
         p.add_argument("--tier", default=None,
                        help="smoke | cpu | gpu, or another tier file's name (default: settings.ini default_tier; "
                        "jepa-nb list shows each experiment's tiers)")
@@ -33,14 +38,18 @@ def _add_run_parsers(sub) -> None:
                        help="a parameter; values are JSON/python literals, else strings; "
                             "relative paths are read from this folder"
                             + ("; commas outside [] and quotes separate grid values" if name == "sweep" else ""))
-        p.add_argument("--runs-root", type=Path, default=None, help="parent of run folders (default: settings.ini runs_dir)")
-        p.add_argument("--params-dir", type=Path, default=None, help="tier files folder (default: <notebook folder>/params)")
+        p.add_argument("--runs-root", type=Path, default=None,
+                       help="parent of run folders (default: settings.ini runs_dir)")
+        p.add_argument("--params-dir", type=Path, default=None,
+                       help="tier files folder (default: <notebook folder>/params)")
         p.add_argument("-q", "--quiet", action="store_true", help="do not stream the notebook's output")
         if name == "run":
-            p.add_argument("--run-dir", type=Path, default=None, help="the run folder (default: <runs-root>/<stem>/<tier>-<time>-<hash>)")
+            p.add_argument("--run-dir", type=Path, default=None,
+                           help="the run folder (default: <runs-root>/<stem>/<tier>-<time>-<hash>)")
             p.add_argument("--overwrite", action="store_true", help="replace a non-empty --run-dir")
         else:
-            p.add_argument("--sweep-dir", type=Path, default=None, help="folder of the sweep's runs (default: <runs-root>/<stem>/sweep-<tier>-<time>)")
+            p.add_argument("--sweep-dir", type=Path, default=None,
+                           help="folder of the sweep's runs (default: <runs-root>/<stem>/sweep-<tier>-<time>)")
 
 # %% ../../nbs/09_runner.ipynb #a08e48a1
 def _add_other_parsers(sub) -> None:
@@ -48,7 +57,8 @@ def _add_other_parsers(sub) -> None:
     p = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint, with its own parameters")
     p.add_argument("run_dir", type=Path, help="the run folder (status interrupted or failed, holding checkpoint.pt)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream the notebook's output")
-    p = sub.add_parser("report", help="compare runs: figures and tables, mean ± std over seeds (exit 1 if a run failed or was interrupted)")
+    p = sub.add_parser("report", help="compare runs: figures and tables, mean ± std over seeds "
+                                      "(exit 1 if a run failed or was interrupted)")
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, default=None, help="report folder (default: <runs_dir>/report-<time>)")
     p = sub.add_parser("check", help="compare runs with reference metrics and curves")
@@ -59,14 +69,18 @@ def _add_other_parsers(sub) -> None:
     p.add_argument("notebook", type=Path, help="a notebook path or an experiment's name")
     p.add_argument("--tier", default=None)
     p.add_argument("--params-dir", type=Path, default=None)
-    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="a parameter value (with --json)")
-    p.add_argument("--json", action="store_true", help="print the final values (defaults <- tier <- -p, checked) as JSON")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a parameter value (with --json)")
+    p.add_argument("--json", action="store_true",
+                   help="print the final values (defaults <- tier <- -p, checked) as JSON")
     p = sub.add_parser("list", help="list the experiment notebooks (nbs/1[0-9]_*.ipynb) and their tiers")
-    p.add_argument("--params-dir", type=Path, default=None, help="tier files folder (default: <notebook folder>/params)")
+    p.add_argument("--params-dir", type=Path, default=None,
+                   help="tier files folder (default: <notebook folder>/params)")
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="jepa-nb", description="Run, sweep, report and check jepa_nb experiment notebooks.",
+    ap = argparse.ArgumentParser(prog="jepa-nb",
+                                 description="Run, sweep, report and check jepa_nb experiment notebooks.",
                                  epilog="exit codes: 0 ok; 1 a run failed or a check left its tolerance; "
                                         "2 bad input (a parameter, "
                                         "path or file) or a place it cannot write: nothing was run. "
@@ -91,7 +105,8 @@ def _cmd_run(a) -> int:
 def _cmd_sweep(a) -> int:
     rows = sweep(a.notebook, parse_grid(a.param), a.tier, sweep_dir=a.sweep_dir, runs_root=a.runs_root,
                  params_dir=a.params_dir, log_output=not a.quiet)
-    print(format_table([{**r["params"], "status": r["status"], "s": r["seconds"], "run_dir": r["run_dir"]} for r in rows]))
+    print(format_table([{**r["params"], "status": r["status"], "s": r["seconds"], "run_dir": r["run_dir"]}
+                        for r in rows]))
     print(f"sweep.json: {Path(rows[0]['run_dir']).parent / 'sweep.json'}")
     n_bad = sum(r["status"] != "complete" for r in rows)
     if n_bad: print(f"jepa-nb sweep: {n_bad} of {len(rows)} runs failed", file=sys.stderr)
@@ -118,25 +133,30 @@ def _cmd_check(a) -> int:
     print(format_table([dataclasses.asdict(r) | {"ok": "ok" if r.ok else "FAIL"} for r in rows],
                        ["run", "metric", "expected", "got", "tol", "kind", "ok", "note"]))
     n_bad = sum(not r.ok for r in rows)
-    print(f"jepa-nb check: {n_bad} of {len(rows)} checks failed" if n_bad else f"jepa-nb check: all {len(rows)} checks passed",
-          file=sys.stderr if n_bad else sys.stdout)
+    print(f"jepa-nb check: {n_bad} of {len(rows)} checks failed" if n_bad
+          else f"jepa-nb check: all {len(rows)} checks passed", file=sys.stderr if n_bad else sys.stdout)
     return 1 if n_bad or not rows else 0
 
 
 def _cmd_params(a) -> int:
     declared = notebook_params(a.notebook)
     if a.json:                                             # what `jepa-nb run` would inject, for torchrun's --config
-        final, _, _ = resolve_params(a.notebook, a.tier, parse_params(a.param), params_dir=a.params_dir, declared=declared)
+        final, _, _ = resolve_params(a.notebook, a.tier, parse_params(a.param), params_dir=a.params_dir,
+                                     declared=declared)
         print(json.dumps(final, indent=1)); return 0
-    if a.param: raise ParamError("-p values are for --json (the resolved parameters); `jepa-nb params` alone lists them")
+    if a.param:
+        raise ParamError("-p values are for --json (the resolved parameters); `jepa-nb params` alone lists them")
     print(describe_params(declared))
-    print(f"tier {a.tier}: {json.dumps(validate_params(a.notebook, load_tier(a.notebook, a.tier, a.params_dir), 'tier file', declared))}")
+    print(f"""tier {a.tier}: {json.dumps(validate_params(a.notebook, load_tier(a.notebook, a.tier, a.params_dir),
+                                                         'tier file', declared))}""")
     return 0
 
 
 def _cmd_list(a) -> int:
     rows = experiment_table(params_dir=a.params_dir)
-    if not rows: raise FileNotFoundError(f"no experiment notebooks ({EXPERIMENT_GLOB}) in {Path.cwd()}, its nbs/ or their parents")
+    if not rows:
+        raise FileNotFoundError(f"no experiment notebooks ({EXPERIMENT_GLOB}) in {Path.cwd()}, "
+                                f"its nbs/ or their parents")
     print(format_table(rows))
     return 0
 
@@ -162,12 +182,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     import logging
     a = _parser().parse_args(argv)
     debug = os.environ.get("JEPA_NB_DEBUG", "") not in ("", "0")
-    log, handler, level = logging.getLogger("papermill"), logging.StreamHandler(sys.stderr), logging.getLogger("papermill").level
+    log, handler, level = (logging.getLogger("papermill"), logging.StreamHandler(sys.stderr),
+                           logging.getLogger("papermill").level)
     handler.setFormatter(logging.Formatter("%(message)s"))
     try:
-        if a.cmd in ("run", "sweep", "params"): a.notebook = _notebook_path(a.notebook)   # a path or an experiment's name
+        # a.notebook: a path or an experiment's name
+        if a.cmd in ("run", "sweep", "params"): a.notebook = _notebook_path(a.notebook)
         if a.cmd in ("run", "sweep", "params") and a.tier is None: a.tier = _settings_for(a.notebook).default_tier
-        if a.cmd in ("run", "sweep", "resume") and not a.quiet: log.addHandler(handler); log.setLevel(logging.INFO)   # stream the notebook's output
+        if a.cmd in ("run", "sweep", "resume") and not a.quiet:               # stream the notebook's output
+            log.addHandler(handler); log.setLevel(logging.INFO)
         return _COMMANDS[a.cmd](a)
     except RunFailed as e:
         print(f"jepa-nb {a.cmd}: run failed: {e}", file=sys.stderr)

@@ -14,8 +14,10 @@ import sys
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
-from .params import ParamError, RESERVED, _notebook_path, _settings_for, notebook_params, resolve_params, tier_file
-from ..rundir import CorruptFileError, WriteError, atomic_save, read_json, run_stamp, StatusFile, utc_now, write_json
+from .params import ParamError, RESERVED, _notebook_path, _settings_for, notebook_params, tier_file
+from .checks import resolve_params
+from ..rundir import (
+    CorruptFileError, WriteError, atomic_save, read_json, run_stamp, StatusFile, utc_now, write_json)
 from .runs import RunLock, _error_summary, _read_run_file, load_run, params_hash
 
 # %% ../../nbs/09_runner.ipynb #313c2121
@@ -38,21 +40,24 @@ def _new_run_dir(nb: Path, tier: str | None, h: str, runs_root: str | Path | Non
 def _empty_run_dir(run_dir: Path, overwrite: bool) -> None:
     "Refuse a run folder that holds anything but its lock, or empty it when `overwrite`."
     if not any(p.name != ".lock" for p in run_dir.iterdir()): return
-    if not overwrite: raise FileExistsError(f"run folder {run_dir} is not empty; choose another --run-dir or pass --overwrite")
+    if not overwrite:
+        raise FileExistsError(f"run folder {run_dir} is not empty; choose another --run-dir or pass --overwrite")
     for p in run_dir.iterdir():
         if p.name != ".lock": shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
 # %% ../../nbs/09_runner.ipynb #e45bbc72
 def _start_run(nb: Path, tier: str | None, run_dir: Path, final: dict, sources: dict, inject: dict, h: str,
                params_dir, resume: bool) -> StatusFile:
-    "Write params.json (or, resuming, point the notebook at checkpoint.pt) and a `running` status with a live heartbeat."
+    ("Write params.json (or, resuming, point the notebook at checkpoint.pt) "
+     "and a `running` status with a live heartbeat.")
     final["run_dir"], sources["run_dir"], inject["run_dir"] = str(run_dir), "runner", str(run_dir)
     earlier = _read_run_file(run_dir / "status.json") if resume else {}
     if resume: inject["resume"] = str(run_dir / "checkpoint.pt")     # params.json keeps the run's own parameters
     else:
         tf = tier_file(nb, tier, params_dir) if tier else None
         write_json(run_dir / "params.json", dict(notebook=str(nb), experiment=nb.stem, tier=tier, params_hash=h,
-                                                  tier_file=str(tf) if tf and tf.is_file() else None, params=final, sources=sources))
+                                                  tier_file=str(tf) if tf and tf.is_file() else None, params=final,
+                                                  sources=sources))
     step = _read_run_file(run_dir / "checkpoint.json").get("step") if resume else None
     resumed = {"resumed_from": dict(step=step, earlier=earlier)} if resume else {}
     status = StatusFile(run_dir / "status.json", status="running", experiment=nb.stem, tier=tier, notebook=str(nb),
@@ -123,7 +128,8 @@ def _execute(nb: Path, run_dir: Path, inject: dict, status: StatusFile, kernel_n
 def run_notebook(notebook, tier: str | None = None, params: Mapping | None = None, run_dir: str | Path | None = None, *,
                  runs_root: str | Path | None = None, params_dir: str | Path | None = None, overwrite: bool = False,
                  log_output: bool = False, kernel_name: str = "python3", resume: bool = False) -> Path:
-    "Check the parameters, then execute `notebook` with papermill into a run folder it claims; return it (raise `RunFailed` if it fails)."
+    ("Check the parameters, then execute `notebook` with papermill into a run folder it claims; "
+     "return it (raise `RunFailed` if it fails).")
     nb = _notebook_path(notebook)
     final, sources, inject = resolve_params(nb, tier, params, params_dir=params_dir)
     h = params_hash(final)
@@ -156,23 +162,29 @@ def _resume_params(run_dir: Path) -> dict:
     return pj
 
 
-def resume_run(run_dir: str | Path, *, log_output: bool = False, kernel_name: str = "python3", grace_s: float = 2.0) -> Path:
-    "Continue an interrupted (or failed) run in `run_dir` from its checkpoint.pt with its own parameters; raise `RunFailed` if it fails."
+def resume_run(run_dir: str | Path, *, log_output: bool = False, kernel_name: str = "python3",
+               grace_s: float = 2.0) -> Path:
+    ("Continue an interrupted (or failed) run in `run_dir` from its checkpoint.pt with its own parameters; "
+     "raise `RunFailed` if it fails.")
     run_dir = Path(run_dir).expanduser().resolve()
     pj, rec = _resume_params(run_dir), load_run(run_dir)
-    if rec.status == "running": raise FileExistsError(f"run {run_dir} is live ({rec.error or 'its process is running'}); it cannot be resumed while it runs")
+    if rec.status == "running":
+        raise FileExistsError(f"run {run_dir} is live ({rec.error or 'its process is running'}); "
+                              f"it cannot be resumed while it runs")
     if rec.status == "complete": raise ValueError(f"run {run_dir} is complete: nothing to resume")
     nb = _notebook_path(pj["notebook"])
     if "resume" not in notebook_params(nb):
-        raise ValueError(f"{nb.stem} cannot resume a run (it has no 'resume' parameter): rerun it with `jepa-nb run ... --overwrite`")
+        raise ValueError(f"{nb.stem} cannot resume a run (it has no 'resume' parameter): "
+                         f"rerun it with `jepa-nb run ... --overwrite`")
     if not (run_dir / "checkpoint.pt").is_file():
-        raise FileNotFoundError(f"no checkpoint.pt in {run_dir}: the run stopped before its first checkpoint (see its ckpt_every); "
+        raise FileNotFoundError(f"no checkpoint.pt in {run_dir}: "
+                                f"the run stopped before its first checkpoint (see its ckpt_every); "
                                 f"rerun it with `jepa-nb run ... --overwrite`")
-    time.sleep(grace_s)          # an orphaned kernel exits within ~1 s of its runner's death (ipykernel's parent poller)
+    time.sleep(grace_s)     # an orphaned kernel exits within ~1 s of its runner's death (ipykernel's parent poller)
     tf = pj.get("tier_file")
     params = {k: v for k, v in pj["params"].items() if k not in RESERVED}
-    return run_notebook(nb, pj.get("tier"), params, run_dir, params_dir=Path(tf).parent.parent if tf else None, resume=True,
-                        log_output=log_output, kernel_name=kernel_name)
+    return run_notebook(nb, pj.get("tier"), params, run_dir, params_dir=Path(tf).parent.parent if tf else None,
+                        resume=True, log_output=log_output, kernel_name=kernel_name)
 
 # %% ../../nbs/09_runner.ipynb #45af5dd2
 def _remove_empty(run_dir: Path, made: Path | None) -> None:
@@ -202,7 +214,8 @@ def _sweep_points(nb: Path, grid: Mapping[str, Sequence], tier: str | None, para
                   params_dir) -> tuple[dict, dict, list[dict]]:
     "The fixed parameters, the grid, and its points ({name: value} each), every point checked before anything runs."
     params, grid = dict(params or {}), {k: list(v) for k, v in grid.items()}
-    if set(params) & set(grid): raise ParamError(f"parameter(s) {sorted(set(params) & set(grid))} given both fixed and in the grid")
+    if set(params) & set(grid):
+        raise ParamError(f"parameter(s) {sorted(set(params) & set(grid))} given both fixed and in the grid")
     if any(len(v) == 0 for v in grid.values()): raise ParamError(f"empty grid values: {grid}")
     points = [dict(zip(grid, vals)) for vals in itertools.product(*grid.values())]
     declared = notebook_params(nb)
@@ -224,8 +237,9 @@ def _sweep_dir(nb: Path, tier: str | None, sweep_dir: str | Path | None, runs_ro
 
 # %% ../../nbs/09_runner.ipynb #e6612a05
 def sweep(notebook, grid: Mapping[str, Sequence], tier: str | None = None, params: Mapping | None = None, *,
-          sweep_dir: str | Path | None = None, runs_root: str | Path | None = None, params_dir: str | Path | None = None,
-          log_output: bool = False, kernel_name: str = "python3", verbose: bool = True) -> list[dict]:
+          sweep_dir: str | Path | None = None, runs_root: str | Path | None = None,
+          params_dir: str | Path | None = None, log_output: bool = False, kernel_name: str = "python3",
+          verbose: bool = True) -> list[dict]:
     "Run every combination of `grid` ({name: [values]}) in turn; failures are recorded, not fatal. Writes sweep.json."
     nb = _notebook_path(notebook)
     params, grid, points = _sweep_points(nb, grid, tier, params, params_dir)
@@ -235,19 +249,25 @@ def sweep(notebook, grid: Mapping[str, Sequence], tier: str | None = None, param
     for i, pt in enumerate(points):
         rd = sweep_dir / "_".join([f"{i:03d}", *[f"{k}={_slug(pt[k])}" for k in varying]])
         t0, row = time.time(), dict(run_dir=str(rd), params=pt, status="complete", error=None)
-        try: run_notebook(nb, tier, params | pt, rd, params_dir=params_dir, log_output=log_output, kernel_name=kernel_name)
+        try:
+            run_notebook(nb, tier, params | pt, rd, params_dir=params_dir, log_output=log_output,
+                         kernel_name=kernel_name)
         except RunFailed as e: row.update(status="failed", error=str(e).splitlines()[0])
         row["seconds"] = round(time.time() - t0, 1)
         rows.append(row)
-        write_json(sweep_dir / "sweep.json", dict(notebook=str(nb), experiment=nb.stem, tier=tier, grid=grid, params=params, runs=rows))
-        if verbose: print(f"[{i + 1}/{len(points)}] {' '.join(f'{k}={v}' for k, v in pt.items())}: {row['status']} ({row['seconds']} s)", flush=True)
+        write_json(sweep_dir / "sweep.json",
+                   dict(notebook=str(nb), experiment=nb.stem, tier=tier, grid=grid, params=params, runs=rows))
+        if verbose:
+            print(f"[{i + 1}/{len(points)}] {' '.join(f'{k}={v}' for k, v in pt.items())}: "
+                  f"{row['status']} ({row['seconds']} s)", flush=True)
     return rows
 
 # %% ../../nbs/09_runner.ipynb #5c5b2bfe
 def format_table(rows: Sequence[Mapping], cols: Sequence[str] | None = None) -> str:
     "A plain-text table of dicts (for terminals)."
     cols = list(cols or (rows[0].keys() if rows else []))
-    cells = [[("" if r.get(c) is None else f"{r[c]:.4g}" if isinstance(r.get(c), float) else str(r[c])) for c in cols] for r in rows]
+    cells = [[("" if r.get(c) is None else f"{r[c]:.4g}" if isinstance(r.get(c), float) else str(r[c])) for c in cols]
+             for r in rows]
     w = [max([len(c), *[len(x[i]) for x in cells]]) for i, c in enumerate(cols)]
     line = lambda xs: "  ".join(x.ljust(n) for x, n in zip(xs, w)).rstrip()
     return "\n".join([line(cols), line(["-" * n for n in w]), *map(line, cells)])

@@ -18,23 +18,28 @@ from .runs import find_runs, load_run
 
 # %% ../../nbs/09_runner.ipynb #8b196ca9
 def _reference_runs(runs: Iterable[str | Path], vary: Sequence[str]) -> list:
-    "The `RunRecord`s of `runs`, checked to make one reference: complete, one experiment and tier, one setting but for `vary`."
+    ("The `RunRecord`s of `runs`, checked to make one reference: complete, one experiment and tier, "
+     "one setting but for `vary`.")
     recs = [load_run(p) for p in find_runs(runs)]
     bad = [str(r.path) for r in recs if r.status != "complete"]
     if bad: raise ValueError(f"write_reference needs complete runs; not complete: {bad}")
     if len({(r.experiment, r.tier) for r in recs}) != 1:
         raise ValueError(f"runs mix experiments/tiers: {sorted({(r.experiment, str(r.tier)) for r in recs})}")
-    differ = sorted(k_ for k_ in {k_ for r in recs for k_ in r.params} - set(vary) if len({json.dumps(r.params.get(k_), default=str) for r in recs}) > 1)
-    if differ: raise ValueError(f"a reference is one setting over seeds; these parameters differ between the runs: {differ}")
+    differ = sorted(k_ for k_ in {k_ for r in recs for k_ in r.params} - set(vary)
+                    if len({json.dumps(r.params.get(k_), default=str) for r in recs}) > 1)
+    if differ:
+        raise ValueError(f"a reference is one setting over seeds; these parameters differ between the runs: {differ}")
     return recs
 
 
 def _numeric_metrics(recs: Sequence, metrics: Sequence[str] | None) -> list[str]:
     "The metrics to store: `metrics`, else every one that each run's results.json holds as a number."
-    common = [m for m in recs[0].results if all(isinstance(r.results.get(m), (int, float)) and not isinstance(r.results.get(m), bool) for r in recs)]
+    common = [m for m in recs[0].results if all(isinstance(r.results.get(m), (int, float))
+                                                and not isinstance(r.results.get(m), bool) for r in recs)]
     names = list(metrics) if metrics is not None else common
     missing = [m for m in names if m not in common]
-    if missing: raise ValueError(f"metric(s) {missing} missing or not numeric in some results.json; available: {common}")
+    if missing:
+        raise ValueError(f"metric(s) {missing} missing or not numeric in some results.json; available: {common}")
     return names
 
 # %% ../../nbs/09_runner.ipynb #2c037b95
@@ -45,55 +50,66 @@ def _spread_entry(vals: Sequence[float], name: str, k: float, tol, min_tol: floa
     mean, std = float(v.mean()), float(v.std()) if n > 1 else 0.0
     t = tols.get(name, tol if isinstance(tol, (int, float)) else None)
     if t is None: t = max(k * std / (abs(mean) if kind == "rel" and mean else 1.0), min_tol)
-    return dict(value=mean, tol=float(t), kind=kind), dict(mean=mean, std=std, min=float(v.min()), max=float(v.max()), n=n)
+    return (dict(value=mean, tol=float(t), kind=kind),
+            dict(mean=mean, std=std, min=float(v.min()), max=float(v.max()), n=n))
 
 # %% ../../nbs/09_runner.ipynb #7f4a4a6b
-def _reference_curve(recs: Sequence, curve: str | None, k: float, tol, min_tol: float, max_curve_points: int) -> dict | None:
+def _reference_curve(recs: Sequence, curve: str | None, k: float, tol, min_tol: float,
+                     max_curve_points: int) -> dict | None:
     "The reference curve of metric `curve` (None when it is None or some run did not log it)."
     import pandas as pd
     ms = [r.metrics() for r in recs]
     if curve is None or not all(x is not None and curve in x and "step" in x for x in ms): return None
     n, tols = len(recs), (tol if isinstance(tol, Mapping) else {})
-    per = pd.concat([x.dropna(subset=[curve]).set_index("step")[curve].rename(i) for i, x in enumerate(ms)], axis=1, join="inner")
+    per = pd.concat([x.dropna(subset=[curve]).set_index("step")[curve].rename(i) for i, x in enumerate(ms)],
+                    axis=1, join="inner")
     npts = min(len(per), max_curve_points)
     per = per.iloc[sorted({round(i * (len(per) - 1) / max(npts - 1, 1)) for i in range(npts)})]
     std = per.std(axis=1) if n > 1 else per.iloc[:, 0] * 0
     t = tols.get(f"curve:{curve}", tol if isinstance(tol, (int, float)) else max(k * float(std.max()), min_tol))
-    return dict(metric=curve, steps=[int(s) for s in per.index], values=per.mean(axis=1).tolist(), tol=float(t), kind="abs")
+    return dict(metric=curve, steps=[int(s) for s in per.index], values=per.mean(axis=1).tolist(), tol=float(t),
+                kind="abs")
 
 # %% ../../nbs/09_runner.ipynb #a71e8504
 def _seed_of(rec, i: int):
-    "The seed of a reference run: its `seed` parameter, or the one seed in `seeds` (experiments 13-15), else its position."
+    ("The seed of a reference run: its `seed` parameter, or the one seed in `seeds` (experiments 13-15), "
+     "else its position.")
     seeds = rec.params.get("seeds")
     if "seed" in rec.params: return rec.params["seed"]
     return seeds[0] if isinstance(seeds, list) and len(seeds) == 1 else i
 
 
-def write_reference(runs: Iterable[str | Path], path: str | Path | None = None, *, reference_root: str | Path | None = None,
-                    metrics: Sequence[str] | None = None, curve: str | None = "loss", k: float = 3.0,
+def write_reference(runs: Iterable[str | Path], path: str | Path | None = None, *,
+                    reference_root: str | Path | None = None, metrics: Sequence[str] | None = None,
+                    curve: str | None = "loss", k: float = 3.0,
                     tol: float | Mapping[str, float] | None = None, min_tol: float = 1e-6, kind: str = "abs",
                     max_curve_points: int = 50, vary: Sequence[str] = ("seed",),
                     keep: Callable[[str, dict], bool] | None = None, note: str = "") -> Path:
-    "Store the expected metrics and curve of `runs` (one setting, several seeds) with tolerances from their spread; `vary`: parameters that may differ (seed, a per-seed checkpoint); `keep(name, entry)`: which metrics to gate."
+    ("Store the expected metrics and curve of `runs` (one setting, several seeds) with tolerances from their spread; "
+     "`vary`: parameters that may differ (seed, a per-seed checkpoint); `keep(name, entry)`: which metrics to gate.")
     recs = _reference_runs(runs, vary)
     if kind not in ("abs", "rel"): raise ValueError(f"kind must be 'abs' or 'rel', got {kind!r}")
     n, tols = len(recs), (tol if isinstance(tol, Mapping) else {})
     if n < 2 and not isinstance(tol, (int, float)) and not tols:
         raise ValueError(f"need runs of >= 2 seeds to measure the spread (got {n}), or pass tol=")
     names = _numeric_metrics(recs, metrics)
-    ref = dict(experiment=recs[0].experiment, tier=recs[0].tier, k=k, n_seeds=n, seeds=[r.params.get("seed") for r in recs],
-               metrics={}, curve=None, spread={}, params={k_: v for k_, v in recs[0].params.items() if k_ not in vary},
-               env=read_json(recs[0].path / "env.json") or dict(python=sys.version.split()[0], platform=platform.platform()),
+    ref = dict(experiment=recs[0].experiment, tier=recs[0].tier, k=k, n_seeds=n,
+               seeds=[r.params.get("seed") for r in recs], metrics={}, curve=None, spread={},
+               params={k_: v for k_, v in recs[0].params.items() if k_ not in vary},
+               env=(read_json(recs[0].path / "env.json")
+                    or dict(python=sys.version.split()[0], platform=platform.platform())),
                created=utc_now())
     for m in names:
         ref["metrics"][m], ref["spread"][m] = _spread_entry([r.results[m] for r in recs], m, k, tol, min_tol, kind)
-    ref["per_seed"] = {str(_seed_of(r, i)): {m: r.results[m] for m in names} for i, r in enumerate(recs)}   # each seed's own values
+    # each seed's own values
+    ref["per_seed"] = {str(_seed_of(r, i)): {m: r.results[m] for m in names} for i, r in enumerate(recs)}
     ungated = [m for m, e in ref["metrics"].items() if keep is not None and not keep(m, e)]
     for m in ungated: del ref["metrics"][m]                           # their spread stays on record
     if note or ungated: ref["note"] = note + (f"; not gated: {ungated}" if ungated else "")
     ref["curve"] = _reference_curve(recs, curve, k, tol, min_tol, max_curve_points)
     if path is None:
-        root = Path(reference_root) if reference_root is not None else _settings_for(recs[0].path / "x").data_dir / "reference"
+        root = (Path(reference_root) if reference_root is not None
+                else _settings_for(recs[0].path / "x").data_dir / "reference")
         path = root / ref["experiment"] / f"{ref['tier']}.json"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,9 +140,11 @@ def reference_path(reference_root: str | Path, experiment: str, tier: str | None
 
 
 def reference_for(reference_root: str | Path, run_dir: str | Path, experiment: str, tier: str | None) -> Path:
-    "The reference of a run: one named after its folder (a variant, e.g. `10_pretrain_lejepa`) if it exists, else its experiment's."
+    ("The reference of a run: one named after its folder (a variant, e.g. `10_pretrain_lejepa`) if it exists, "
+     "else its experiment's.")
     variant = reference_path(reference_root, Path(run_dir).name, tier)
-    return variant if Path(run_dir).name != experiment and variant.is_file() else reference_path(reference_root, experiment, tier)
+    return (variant if Path(run_dir).name != experiment and variant.is_file()
+            else reference_path(reference_root, experiment, tier))
 
 # %% ../../nbs/09_runner.ipynb #9e3e09f1
 def _check_metrics(run: str, results: Mapping, metrics: Mapping) -> list[CheckRow]:
@@ -150,7 +168,8 @@ def _check_curve(run: str, mdf, c: Mapping) -> CheckRow:
     missing = [s for s in c["steps"] if s not in have.index]
     if missing: return fail(f"metrics.csv lacks steps {missing[:5]}")
     kind = c.get("kind", "abs")
-    excess = [abs(have[s] - v) - (c["tol"] * abs(v) if kind == "rel" else c["tol"]) for s, v in zip(c["steps"], c["values"])]
+    excess = [abs(have[s] - v) - (c["tol"] * abs(v) if kind == "rel" else c["tol"])
+              for s, v in zip(c["steps"], c["values"])]
     i = max(range(len(excess)), key=lambda j: excess[j])
     n_ok = sum(e <= 0 for e in excess)
     ok = n_ok == len(excess) and all(math.isfinite(have[s]) for s in c["steps"])
@@ -180,7 +199,8 @@ def check_run(run_dir: str | Path, reference: Mapping | str | Path) -> list[Chec
 
 # %% ../../nbs/09_runner.ipynb #6bc74a53
 def check(runs: Iterable[str | Path], reference: str | Path | None = None, tier: str | None = None) -> list[CheckRow]:
-    "Check every run found under `runs` against `<reference>/<experiment>/<tier>.json` (tier: the run's own unless given)."
+    ("Check every run found under `runs` against `<reference>/<experiment>/<tier>.json` "
+     "(tier: the run's own unless given).")
     rows = []
     for p in map(Path, runs):
         try: found = find_runs([p])

@@ -10,7 +10,8 @@ from pathlib import Path
 
 
 class ResetNamedExports:
-    "nbdev export processor: empty each module the notebook exports to by name (`#| export runner.params`) before nbdev appends to it."
+    ("nbdev export processor: empty each module the notebook exports to by name (`#| export runner.params`) "
+     "before nbdev appends to it.")
     def __init__(self, nb): self.nb, self.done = nb, set()
 
     def _export_(self, cell, exp_to=None):

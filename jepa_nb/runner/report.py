@@ -30,7 +30,8 @@ BAD_STATUS = ("failed", "interrupted", "unreadable")   # listed in a report, lef
 
 
 def collect(runs: Iterable[str | Path]):
-    "The runs as DataFrames: (runs table, final metrics long table, curves long table) — complete runs only in the last two."
+    ("The runs as DataFrames: (runs table, final metrics long table, curves long table) — "
+     "complete runs only in the last two.")
     import pandas as pd
     recs = [load_run(p) for p in find_runs(runs)]
     for r, g in zip(recs, _group_labels(recs)): r.group = g
@@ -66,15 +67,18 @@ def _mean_std(m: float, s: float, n: int) -> str:
 def _md_table(df) -> str:
     cols = [str(c) for c in df.columns]
     rows = [[str(v) for v in r] for r in df.itertuples(index=False)]
-    return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols), *["| " + " | ".join(r) + " |" for r in rows]])
+    return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols),
+                      *["| " + " | ".join(r) + " |" for r in rows]])
 
 
 def _summary_wide(s):
-    "One experiment's summary as a table: a row per group with its number of seeds `n`, a `mean ± std` column per metric."
+    ("One experiment's summary as a table: a row per group with its number of seeds `n`, "
+     "a `mean ± std` column per metric.")
     import pandas as pd
     if not len(s): return pd.DataFrame()
     s = s.assign(cell=[_mean_std(m, sd, n) for m, sd, n in zip(s["mean"], s["std"], s["n"])])
-    wide = s.pivot(index="group", columns="metric", values="cell").reindex(index=list(dict.fromkeys(s.group)), columns=list(dict.fromkeys(s.metric)))
+    wide = s.pivot(index="group", columns="metric", values="cell").reindex(index=list(dict.fromkeys(s.group)),
+                                                                          columns=list(dict.fromkeys(s.metric)))
     wide.insert(0, "n", s.groupby("group", sort=False)["n"].max())
     return wide.reset_index()
 
@@ -123,8 +127,10 @@ def _experiment_section(exp: str, summ, final, curves, out: Path) -> tuple[list[
 
 # %% ../../nbs/09_runner.ipynb #104dfdcd
 def _run_figures(runs: Sequence[str], out: Path) -> tuple[list[str], list[str]]:
-    "Each run's own figures (figures/*.png), copied to out/figures/<label>/, as markdown and HTML lines (none without figures)."
-    figs = [(f"{i:02d}-{Path(r).parent.name}-{Path(r).name}", sorted((Path(r) / "figures").glob("*.png"))) for i, r in enumerate(runs)]
+    ("Each run's own figures (figures/*.png), copied to out/figures/<label>/, "
+     "as markdown and HTML lines (none without figures).")
+    figs = [(f"{i:02d}-{Path(r).parent.name}-{Path(r).name}", sorted((Path(r) / "figures").glob("*.png")))
+            for i, r in enumerate(runs)]
     md, html = [], []
     if not any(fs for _, fs in figs): return md, html
     md += ["## Figures of each run", ""]; html.append("<h2>Figures of each run</h2>")
@@ -135,12 +141,14 @@ def _run_figures(runs: Sequence[str], out: Path) -> tuple[list[str], list[str]]:
         md += [f"### {label}", ""]; html.append(f"<h3>{label}</h3>")
         for f in fs:
             shutil.copy2(f, out / "figures" / label / f.name)
-            md += [f"![{f.stem}](figures/{label}/{f.name})", ""]; html.append(f'<p><img src="figures/{label}/{f.name}" alt="{f.stem}"></p>')
+            md += [f"![{f.stem}](figures/{label}/{f.name})", ""]
+            html.append(f'<p><img src="figures/{label}/{f.name}" alt="{f.stem}"></p>')
     return md, html
 
 # %% ../../nbs/09_runner.ipynb #43f7c255
 def report(runs: Iterable[str | Path], out: str | Path | None = None) -> Path:
-    "Write report.md, report.html, summary.csv and figures comparing `runs` (mean ± std over seeds), with each run's own figures; return the folder."
+    ("Write report.md, report.html, summary.csv and figures comparing `runs` (mean ± std over seeds), "
+     "with each run's own figures; return the folder.")
     table, final, curves = collect(runs)
     out = Path(out) if out is not None else _settings_for(Path(table.run[0]) / "x").runs_dir / f"report-{run_stamp()}"
     out.mkdir(parents=True, exist_ok=True)
@@ -158,5 +166,6 @@ def report(runs: Iterable[str | Path], out: str | Path | None = None) -> Path:
     md += ["## Runs", "", _md_table(runs_tab), ""]
     html += ["<h2>Runs</h2>", runs_tab.to_html(index=False)]
     (out / "report.md").write_text("\n".join(md))
-    (out / "report.html").write_text("<!doctype html><meta charset='utf-8'><title>jepa-nb report</title>\n" + "\n".join(html))
+    (out / "report.html").write_text("<!doctype html><meta charset='utf-8'><title>jepa-nb report</title>\n"
+                                     + "\n".join(html))
     return out

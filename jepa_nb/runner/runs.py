@@ -4,7 +4,8 @@
 __all__ = ['params_hash', 'RunLock', 'RunRecord', 'find_runs', 'load_run']
 
 # %% ../../nbs/09_runner.ipynb #3b276ff4
-# jepa_nb.runner.runs: the folder lock and reading a run back; the files themselves follow jepa_nb.core's run-folder contract
+# jepa_nb.runner.runs: the folder lock and reading a run back;
+# the files themselves follow jepa_nb.core's run-folder contract
 import dataclasses
 import json
 import os
@@ -13,12 +14,15 @@ import time
 import traceback
 from pathlib import Path
 from typing import Iterable, Mapping
-from ..rundir import CorruptFileError, HEARTBEAT_S, host_name, owner_alive, params_hash as _params_hash, pid_alive, read_json, read_status, STALE_S, StatusFile, utc_now
+from ..rundir import (
+    CorruptFileError, HEARTBEAT_S, host_name, owner_alive, params_hash as _params_hash, pid_alive, read_json,
+    read_status, STALE_S, StatusFile, utc_now)
 from .params import RESERVED
 
 # %% ../../nbs/09_runner.ipynb #16653c2e
 def params_hash(params: Mapping) -> str:
-    "An 8-hex digest of a run's parameters, leaving out the runner-reserved names (`run_dir`, `resume`): it names the run folder."
+    ("An 8-hex digest of a run's parameters, leaving out the runner-reserved names (`run_dir`, `resume`): "
+     "it names the run folder.")
     return _params_hash(params, exclude=RESERVED)
 
 
@@ -40,7 +44,8 @@ def _read_run_file(path: Path, problems: list | None = None) -> dict:
 
 # %% ../../nbs/09_runner.ipynb #671685d8
 class RunLock:
-    "An exclusive claim on a run folder: `.lock` holding this process's pid and host; a stale lock (dead owner) is taken over."
+    ("An exclusive claim on a run folder: `.lock` holding this process's pid and host; "
+     "a stale lock (dead owner) is taken over.")
     def __init__(self, run_dir: str | Path):
         self.path, self.held = Path(run_dir) / ".lock", False
 
@@ -49,9 +54,11 @@ class RunLock:
             try: fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 other = _read_run_file(self.path)   # empty or cut short: no owner known
-                if owner_alive({**other, "heartbeat": utc_now()}) or not other and time.time() - self.path.stat().st_mtime < 5:
-                    raise FileExistsError(f"run folder {self.path.parent} is in use by a live run (pid {other.get('pid')} on "
-                                          f"{other.get('host')}, since {other.get('started')}); wait for it or stop it first") from None
+                if (owner_alive({**other, "heartbeat": utc_now()})
+                        or not other and time.time() - self.path.stat().st_mtime < 5):
+                    raise FileExistsError(f"run folder {self.path.parent} is in use by a live run "
+                                          f"(pid {other.get('pid')} on {other.get('host')}, "
+                                          f"since {other.get('started')}); wait for it or stop it first") from None
                 self.path.unlink(missing_ok=True)                   # stale: its owner is gone
                 continue
             with os.fdopen(fd, "w") as fh: json.dump(dict(pid=os.getpid(), host=host_name(), started=utc_now()), fh)
@@ -128,7 +135,10 @@ def load_run(path: str | Path) -> RunRecord:
     error = f"{err.get('ename')}: {err.get('evalue')}" if isinstance(err, dict) else (str(err) if err else None)
     last, ck = _last_step(p / "metrics.csv"), _read_run_file(p / "checkpoint.json", bad).get("step")
     if status == "interrupted" and not err:
-        error = (f"interrupted: its process is gone (pid {st['pid']} on {st.get('host')}, last heartbeat {st.get('heartbeat')}); "
-                 f"last logged step {last}, last checkpoint " + (f"step {ck}: continue it with `jepa-nb resume {p}`" if ck is not None else "none"))
+        error = (f"interrupted: its process is gone "
+                 f"(pid {st['pid']} on {st.get('host')}, last heartbeat {st.get('heartbeat')}); "
+                 f"last logged step {last}, last checkpoint "
+                 + (f"step {ck}: continue it with `jepa-nb resume {p}`" if ck is not None else "none"))
     if bad: status, error = "unreadable", "; ".join(bad) + ": left out; rerun the run, or move its folder away"
-    return RunRecord(p, pj.get("experiment") or st.get("experiment") or p.name, pj.get("tier"), status, params, res, error, "", last, ck)
+    return RunRecord(p, pj.get("experiment") or st.get("experiment") or p.name, pj.get("tier"), status, params, res,
+                     error, "", last, ck)
