@@ -147,8 +147,8 @@ def _cmd_params(a) -> int:
     if a.param:
         raise ParamError("-p values are for --json (the resolved parameters); `jepa-nb params` alone lists them")
     print(describe_params(declared))
-    print(f"""tier {a.tier}: {json.dumps(validate_params(a.notebook, load_tier(a.notebook, a.tier, a.params_dir),
-                                                         'tier file', declared))}""")
+    tier = validate_params(a.notebook, load_tier(a.notebook, a.tier, a.params_dir), "tier file", declared)
+    print(f"tier {a.tier}: {json.dumps(tier)}")
     return 0
 
 
