@@ -1,6 +1,7 @@
 """The GPU tier, dry: what `ci/gpu.sh` will do on a lent GPU (no network, ~15 minutes), checked on this CPU first.
 
-    python ci/gpu_dry_run.py [-p KEY=VALUE ...] [--only RUN,...] [--params-dir DIR] [--mfu 0.4] [--no-ddp] [--preflight]
+    python ci/gpu_dry_run.py [-p KEY=VALUE ...] [--only RUN,...] [--params-dir DIR] [--mfu 0.4] [--budget-min M]
+                             [--quick] [--no-ddp] [--preflight] [--network off|auto]
 
 For every run of `ci/gpu.sh` (10_pretrain and 10_pretrain_lejepa, 11, 12, 13, 15; and 14, which gpu.sh leaves out):
  1. its gpu tier resolved and checked by the runner itself (`resolve_params`, the code behind `jepa-nb params EXP
@@ -14,14 +15,16 @@ For every run of `ci/gpu.sh` (10_pretrain and 10_pretrain_lejepa, 11, 12, 13, 15
     batches b and 2b and extrapolated linearly, +25 % for workspaces, +1 GiB CUDA context) against the H200's
     139 GiB, FLOPs per step (torch FlopCounterMode on batch b, attention through its explicit matmuls, scaled to
     the batch) and the expected time per step and per run at a stated MFU of the H200's dense bf16 peak, never
-    below a launch floor of 10 us per aten op dispatched in a step (eager small models are launch-bound);
+    below a launch floor of 10 us per aten op dispatched in a step (eager small models are launch-bound), plus
+    the time this CPU takes to make one gpu batch (num_workers 0: batches are made between steps);
  4. the code paths of a CUDA run besides the device calls, on CPU: the method's autocast decision for a CUDA
     tensor (a fake one: bf16, enabled), 3 steps of `run_step` with bf16 autocast on, a fused AdamW built from
     `param_groups` as `start_loop` builds it for CUDA, batches from the method's loader built with
     pin_memory=True (pinning itself needs CUDA: reported), compile off; and DDP: one configuration for 2 steps
     in 2 gloo processes through torchrun (`jepa_nb.distributed.launch`);
  5. a table and a verdict; exit 1 on any problem.
-`--preflight`: steps 1-2 only, with the hub counted when reachable from this machine (what `ci/gpu.sh` runs
+`--quick`: one configuration per method (the first met), for the test. `--budget-min M`: a problem when ci/gpu.sh's
+pretraining is expected to take longer than M minutes. `--preflight`: steps 1-2 only, with the hub counted when reachable from this machine (what `ci/gpu.sh` runs
 before it starts: it refuses to spend device time on a download that cannot happen).
 """
 import argparse
@@ -274,7 +277,8 @@ def timing(p: dict, mfu: float, nproc: int, seeds: int, workers: int = 0) -> dic
     gpu = max(compute, launch)
     step = gpu + load if workers == 0 else max(gpu, load / workers)    # num_workers 0: batches are made between steps
     bound = "loader" if load >= gpu else "flops" if compute >= launch else "launch"
-    return dict(step_ms=1e3 * step, bound=bound, run_min=step * p["steps"] * seeds / 60)
+    return dict(step_ms=1e3 * step, bound=f"{bound}-bound; CPU batch {p['loader_ms']:.0f} ms",
+                run_min=step * p["steps"] * seeds / 60)
 
 
 # --- DDP: 2 gloo processes, 2 steps ---------------------------------------------------------------------------
@@ -310,6 +314,8 @@ def main(argv=None) -> int:
     ap.add_argument("--mfu", type=float, default=0.4,
                     help="assumed fraction of the H200's dense bf16 peak (989 TFLOP/s)")
     ap.add_argument("--no-ddp", action="store_true", help="skip the 2-process DDP check")
+    ap.add_argument("--budget-min", type=float, default=0,
+                    help="a problem when ci/gpu.sh's pretraining is expected to take longer (minutes; 0: no limit)")
     ap.add_argument("--quick", action="store_true", help="profile one configuration per method (the first), not all")
     ap.add_argument("--network", choices=["off", "auto"], default=None,
                     help="off: hub sets count only from the cache (the lent GPU machine; default); auto: also when "
@@ -383,6 +389,10 @@ def main(argv=None) -> int:
                 problems.append(f"{run} / {label}: {type(e).__name__}: {e}")
                 row["ok"] = "FAIL"
             rows.append(row)
+    gpu_sh = sum(r.get("run_min", 0) for r in rows if r["run"] in GPU_SH_RUNS)
+    if a.budget_min and gpu_sh > a.budget_min:
+        problems.append(f"ci/gpu.sh's pretraining is expected to take ~{fmt_min(gpu_sh)}, more than --budget-min "
+                        f"{a.budget_min:g}; lower epochs (-p epochs=...) or run fewer experiments")
     problems[:0] = [f"data of {', '.join(rs)}: {why}" for why, rs in missing.items()]
     ddp = "skipped (--no-ddp)" if a.no_ddp or a.preflight else "no configuration to run"
     if ddp_cfg is not None and not (a.no_ddp or a.preflight):
