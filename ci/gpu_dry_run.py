@@ -23,9 +23,10 @@ For every run of `ci/gpu.sh` (10_pretrain and 10_pretrain_lejepa, 11, 12, 13, 15
     pin_memory=True (pinning itself needs CUDA: reported), compile off; and DDP: one configuration for 2 steps
     in 2 gloo processes through torchrun (`jepa_nb.distributed.launch`);
  5. a table and a verdict; exit 1 on any problem.
-`--quick`: one configuration per method (the first met), for the test. `--budget-min M`: a problem when ci/gpu.sh's
-pretraining is expected to take longer than M minutes. `--preflight`: steps 1-2 only, with the hub counted when reachable from this machine (what `ci/gpu.sh` runs
-before it starts: it refuses to spend device time on a download that cannot happen).
+`--quick`: only the smallest configuration of each method (the test's mode). `--budget-min M`: a problem when
+ci/gpu.sh's pretraining is expected to take longer than M minutes. `--preflight`: steps 1-2 only, with the hub
+counted when reachable from this machine (what `ci/gpu.sh` runs before it starts: it refuses to spend device time
+on a download that cannot happen).
 """
 import argparse
 import contextlib
@@ -316,7 +317,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-ddp", action="store_true", help="skip the 2-process DDP check")
     ap.add_argument("--budget-min", type=float, default=0,
                     help="a problem when ci/gpu.sh's pretraining is expected to take longer (minutes; 0: no limit)")
-    ap.add_argument("--quick", action="store_true", help="profile one configuration per method (the first), not all")
+    ap.add_argument("--quick", action="store_true", help="profile the smallest configuration of each method only")
     ap.add_argument("--network", choices=["off", "auto"], default=None,
                     help="off: hub sets count only from the cache (the lent GPU machine; default); auto: also when "
                          "the hub is reachable from here (default with --preflight)")
@@ -334,7 +335,7 @@ def main(argv=None) -> int:
         unknown = [r for r in a.only.split(",") if r not in todo]
         if unknown: ap.error(f"--only names unknown runs {unknown}; choose from {list(todo)}")
         todo = {r: todo[r] for r in a.only.split(",")}
-    problems, rows, finals, ddp_cfg, methods_done, missing = [], [], {}, None, set(), {}
+    problems, plan, finals, ddp_cfg, missing = [], [], {}, None, {}      # plan: rows, and jobs that profile a config
     for run, (stem, fixed) in todo.items():
         nb = ROOT / "nbs" / f"{stem}.ipynb"
         mine = {} if run in reproduce.CHECKPOINT_EXPERIMENTS else {
@@ -346,7 +347,7 @@ def main(argv=None) -> int:
                 check_data_params(final)
         except Exception as e:
             problems.append(f"{run}: gpu tier: {type(e).__name__}: {e}".split("\nValid parameters")[0])
-            rows.append(dict(run=run, config="(parameters)", ok="FAIL"))
+            plan.append(dict(run=run, config="(parameters)", ok="FAIL"))
             continue
         finals[run] = final
         data = {d: data_status(d, network) for d in datasets_of(run, final, finals)}
@@ -354,41 +355,51 @@ def main(argv=None) -> int:
             if not ok: missing.setdefault(why, []).append(run)
         data_col = ", ".join(f"{d} {'yes' if ok else 'NO'}" for d, (ok, _) in data.items())
         if a.preflight or stem not in ("10_pretrain", *reproduce.OPTIONAL):
-            rows.append(dict(run=run, config="(no pretraining)" if not a.preflight else "", data=data_col, ok="-"))
+            plan.append(dict(run=run, config="(no pretraining)" if not a.preflight else "", data=data_col, ok="-"))
             continue
         try: configs = unique_configs(notebook_configs(stem, inject))
         except Exception as e:
             problems.append(f"{run}: building its configs: {type(e).__name__}: {e}")
-            rows.append(dict(run=run, config="(configs)", data=data_col, ok="FAIL"))
+            plan.append(dict(run=run, config="(configs)", data=data_col, ok="FAIL"))
             continue
-        nproc = final.get("nproc", 1)
-        if a.quick:                                        # one configuration per method over all runs
-            configs = {k: v for k, v in configs.items() if v[0].method not in methods_done
-                       and not methods_done.add(v[0].method)}
-            if not configs:
-                rows.append(dict(run=run, config="(--quick: its methods profiled above)", data=data_col, ok="-"))
-        for label, (cfg, seeds) in configs.items():
-            row = dict(run=run, config=f"{label} x{len(seeds)}" if len(seeds) > 1 else label, data=data_col)
-            try:
-                with contextlib.redirect_stdout(io.StringIO()):
-                    p = profile(cfg, nproc)
-                row.update(p, **(timing(p, a.mfu, nproc, len(seeds), cfg.num_workers) if "gflop" in p else {}), ok="ok")
-                if p["mem_gib"] > H200_GIB and "gflop" not in p:
-                    problems.append(f"{run} / {label}: its weights and AdamW state alone need ~{p['mem_gib']:.0f} GiB "
-                                    f"({p['params_m']:.0f} M parameters), more than the H200's {H200_GIB:.0f} GiB; "
-                                    f"use a smaller model (embed_dim / depth)")
-                    row["ok"] = "OOM"
-                elif p["mem_gib"] > H200_GIB:
-                    problems.append(f"{run} / {label}: needs ~{p['mem_gib']:.0f} GiB at batch_size {cfg.batch_size}, "
-                                    f"more than the H200's {H200_GIB:.0f} GiB; lower batch_size (-p batch_size=...) "
-                                    f"or the model (embed_dim / depth)")
-                    row["ok"] = "OOM"
-                if run in GPU_SH_RUNS and row["ok"] == "ok" and (ddp_cfg is None or p["params_m"] < ddp_cfg[1]):
-                    ddp_cfg = (cfg, p["params_m"])
-            except Exception as e:
-                problems.append(f"{run} / {label}: {type(e).__name__}: {e}")
-                row["ok"] = "FAIL"
-            rows.append(row)
+        plan += [(run, label, cfg, seeds, final.get("nproc", 1), data_col) for label, (cfg, seeds) in configs.items()]
+    if a.quick:                                            # the smallest configuration of each method, for the test
+        jobs = [j for j in plan if isinstance(j, tuple)]
+        size = lambda j: j[2].embed_dim ** 2 * j[2].depth
+        keep = {id(min((j for j in jobs if j[2].method == m), key=size)) for m in {j[2].method for j in jobs}}
+        kept_runs, quick = {j[0] for j in jobs if id(j) in keep}, []
+        for j in plan:
+            if not isinstance(j, tuple) or id(j) in keep: quick.append(j)
+            elif j[0] not in kept_runs and not any(isinstance(q, dict) and q["run"] == j[0] for q in quick):
+                quick.append(dict(run=j[0], config="(--quick: its methods profiled elsewhere)", data=j[5], ok="-"))
+        plan = quick
+    rows = []
+    for job in plan:
+        if isinstance(job, dict):
+            rows.append(job)
+            continue
+        run, label, cfg, seeds, nproc, data_col = job
+        row = dict(run=run, config=f"{label} x{len(seeds)}" if len(seeds) > 1 else label, data=data_col)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                p = profile(cfg, nproc)
+            row.update(p, **(timing(p, a.mfu, nproc, len(seeds), cfg.num_workers) if "gflop" in p else {}), ok="ok")
+            if p["mem_gib"] > H200_GIB and "gflop" not in p:
+                problems.append(f"{run} / {label}: its weights and AdamW state alone need ~{p['mem_gib']:.0f} GiB "
+                                f"({p['params_m']:.0f} M parameters), more than the H200's {H200_GIB:.0f} GiB; "
+                                f"use a smaller model (embed_dim / depth)")
+                row["ok"] = "OOM"
+            elif p["mem_gib"] > H200_GIB:
+                problems.append(f"{run} / {label}: needs ~{p['mem_gib']:.0f} GiB at batch_size {cfg.batch_size}, "
+                                f"more than the H200's {H200_GIB:.0f} GiB; lower batch_size (-p batch_size=...) "
+                                f"or the model (embed_dim / depth)")
+                row["ok"] = "OOM"
+            if run in GPU_SH_RUNS and row["ok"] == "ok" and (ddp_cfg is None or p["params_m"] < ddp_cfg[1]):
+                ddp_cfg = (cfg, p["params_m"])
+        except Exception as e:
+            problems.append(f"{run} / {label}: {type(e).__name__}: {e}")
+            row["ok"] = "FAIL"
+        rows.append(row)
     gpu_sh = sum(r.get("run_min", 0) for r in rows if r["run"] in GPU_SH_RUNS)
     if a.budget_min and gpu_sh > a.budget_min:
         problems.append(f"ci/gpu.sh's pretraining is expected to take ~{fmt_min(gpu_sh)}, more than --budget-min "
