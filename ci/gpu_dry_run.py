@@ -111,13 +111,18 @@ def datasets_of(run: str, final: dict, all_final: dict) -> list[str]:
 # --- 3. configurations, built by the notebook's own cells ----------------------------------------------------
 def notebook_configs(stem: str, inject: dict) -> dict:
     "label -> PretrainConfig: the notebook's import, parameters and config cells run with the runner's values."
-    import torch
     nb = json.loads((ROOT / "nbs" / f"{stem}.ipynb").read_text())
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     i = next(k for k, c in enumerate(code) if "parameters" in c["metadata"].get("tags", []))
     src = lambda c: "".join(c["source"])
     ns = {"__name__": "__gpu_dry_run__"}
-    tmp = tempfile.mkdtemp(prefix="gpu-dry-nb-")
+    with tempfile.TemporaryDirectory(prefix="gpu-dry-nb-") as tmp:
+        return _run_config_cell(ns, code, i, src, tmp, inject)
+
+
+def _run_config_cell(ns: dict, code: list, i: int, src, tmp: str, inject: dict) -> dict:
+    "The import cells, the parameters cell, the injected values and the config cell of a notebook, in `ns`."
+    import torch
 
     class _Run:                                            # new_run's stand-in: nothing is written
         path = Path(tmp)
