@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 CONSTRAINTS ?= ci/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: help setup browser main test export readme results render bench
+.PHONY: help setup browser main test export readme results render bench gpu-dry
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed -E 's/^([a-z-]+):.*## (.*)/  make \1\t\2/' | expand -t 16
@@ -62,6 +62,13 @@ results: setup ## data/reference/RESULTS.md from the cpu references
 
 render: setup ## execute the lessons and keep their figures (after editing a lesson)
 	$(BIN)/python ci/render_lessons.py
+
+# The gpu tier on this CPU before a lent GPU runs it (≤ 2 min): parameters, offline data, every configuration built at
+# gpu shapes with memory / FLOPs / expected time, 3 CPU steps down the CUDA code paths, DDP in 2 gloo processes.
+# Today it fails on cifar10 (no network there); what such a machine can run: make gpu-dry ARGS="-p dataset=shapes"
+ARGS ?=
+gpu-dry: setup ## the gpu tier dry-run on CPU (ci/gpu.sh --dry-run); ARGS="-p dataset=shapes" as ci/gpu.sh takes
+	OMP_NUM_THREADS=1 $(BIN)/python ci/gpu_dry_run.py $(ARGS)
 
 bench: setup ## the benchmarks (bench/RESULTS.md records their tables)
 	$(BIN)/python bench/train_step.py
