@@ -29,12 +29,14 @@ counted when reachable from this machine (what `ci/gpu.sh` runs before it starts
 on a download that cannot happen).
 """
 import argparse
+import atexit
 import contextlib
 import functools
 import io
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -44,7 +46,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "ci")]
 import reproduce  # noqa: E402  (its PRETRAIN_RUNS, CHECKPOINT_EXPERIMENTS, OPTIONAL: the runs of ci/gpu.sh)
-from jepa_nb.runner.params import ParamError, parse_params, resolve_params  # noqa: E402
+from jepa_nb.runner.params import ParamError, parse_params  # noqa: E402
+from jepa_nb.runner.checks import resolve_params  # noqa: E402
 
 GIB = 2 ** 30
 H200_GIB = 139.0                 # the lent H200's memory as torch reports it
@@ -66,7 +69,13 @@ REMEDY = ("-p dataset=shapes (procedural, 3x32x32 like CIFAR-10, 2,000 train ima
 def runs() -> dict[str, tuple[str, dict]]:
     "Run folder -> (experiment stem, its fixed parameters), in gpu.sh's order, 14 before 15."
     out = {name: ("10_pretrain", parse_params(extra)) for name, extra in reproduce.PRETRAIN_RUNS.items()}
-    ckpt = parse_params(reproduce.checkpoint_params(Path("runs/reproduce-gpu"))[1::2])
+    # 11 and 12 take the checkpoints 10 will write: empty stand-ins, so that the runner's own check that a path exists
+    # passes here (they are never read: the dry run profiles the pretraining configurations themselves)
+    stand_in = Path(tempfile.mkdtemp(prefix="gpu-dry-run-"))
+    atexit.register(shutil.rmtree, stand_in, True)
+    for name in reproduce.PRETRAIN_RUNS:
+        (stand_in / name).mkdir(); (stand_in / name / "checkpoint.pt").touch()
+    ckpt = parse_params(reproduce.checkpoint_params(stand_in)[1::2])
     out |= {stem: (stem, dict(ckpt)) for stem in reproduce.CHECKPOINT_EXPERIMENTS}
     return out | {stem: (stem, {}) for stem in reproduce.OPTIONAL}
 
