@@ -158,3 +158,14 @@ def test_gather_rows_gradient_is_the_summed_slice(tmp_path):
                        capture_output=True, text=True, env={**os.environ, **ENV}, timeout=120)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     assert p.stdout.count("matches the summed slice") == 2, p.stdout
+
+
+def test_the_readmes_torchrun_lines_use_the_entry_points_own_options():
+    "Every `-m jepa_nb.distributed ...` line of the README parses with the entry point's parser (no stale flags)."
+    import re, shlex
+    from jepa_nb.distributed import _parser
+    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    calls = [l.split("-m jepa_nb.distributed", 1)[1] for l in text.splitlines() if "-m jepa_nb.distributed " in l]
+    assert calls, "the README shows no torchrun line"
+    for args in calls:
+        _parser().parse_args(shlex.split(re.sub(r"\s+#.*$", "", args)))      # exits (SystemExit) on an unknown option
