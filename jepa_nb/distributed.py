@@ -15,6 +15,8 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
+import typing
 from pathlib import Path
 
 import torch.distributed as dist
@@ -45,9 +47,7 @@ def init_distributed(device: str = "auto", timeout_s: float = 300.0) -> tuple[in
 
 def close_distributed() -> None:
     "Free what still holds the process group, then leave it (if any)."
-    # DistributedDataParallel keeps a reference cycle to itself: without a collection here its reducer would be freed
-    # by whenever the garbage collector next runs -- possibly after the group is gone or during interpreter shutdown,
-    # where gloo aborts the process ("terminate called without an active exception", seen once in CI).
+    # DistributedDataParallel keeps a reference cycle to itself (measured): collect it while the group still exists
     gc.collect()
     if dist.is_initialized(): dist.destroy_process_group()
 
@@ -120,9 +120,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 # %% ../nbs/06a_distributed.ipynb #43b68901
+def _run_and_exit(argv: list[str] | None = None) -> typing.NoReturn:
+    ("Run `main`, then end the process with `os._exit`: after the process group is gone, Python's own shutdown can "
+     "abort a gloo process (measured in lesson 06a).")
+    try: code = main(argv)
+    except SystemExit as e: code = e.code if isinstance(e.code, int) else 1      # argparse's usage errors
+    except BaseException:
+        traceback.print_exc(); code = 1                                          # the failing rank names its error
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(code)
+
+
 # python -m jepa_nb.distributed (not when a notebook runs this cell)
 if __name__ == "__main__" and "__file__" in globals():
-    sys.exit(main())
+    _run_and_exit()
 
 # %% ../nbs/06a_distributed.ipynb #4b3d5936
 def torchrun_command(nproc: int, args: list[str]) -> list[str]:
