@@ -122,11 +122,12 @@ def load_compared(paths: Sequence, like: PretrainConfig, in_chans: int, *,
     if not all(isinstance(p, (str, Path)) and str(p) for p in paths):
         raise ValueError(f"expected a list of checkpoint.pt paths, got {list(paths)!r}")
     loaded = [(str(p), *load_pretrained(p, allow_partial=allow_partial)) for p in paths]
+    data_of = lambda c, chans: (c.dataset, c.image_mode, c.image_size, c.img_size, chans)   # the images a run saw
     for p, _, c, ck in loaded:
-        if (c.dataset, c.img_size, ck["in_chans"]) != (like.dataset, like.img_size, in_chans):
-            raise ValueError(f"checkpoint {p} was trained on (dataset, img_size, in_chans) "
-                             f"{(c.dataset, c.img_size, ck['in_chans'])}, "
-                             f"not {(like.dataset, like.img_size, in_chans)} like the run it is compared with")
+        if data_of(c, ck["in_chans"]) != data_of(like, in_chans):
+            raise ValueError(f"checkpoint {p} was trained on (dataset, image_mode, image_size, img_size, in_chans) "
+                             f"{data_of(c, ck['in_chans'])}, not {data_of(like, in_chans)} like the run it is "
+                             f"compared with")
     methods = [c.method for _, _, c, _ in loaded]
     names = [m + (str(methods[:i + 1].count(m)) if methods.count(m) > 1 else "") for i, m in enumerate(methods)]
     return {n: (model, c, ck) for n, (_, model, c, ck) in zip(names, loaded)}
