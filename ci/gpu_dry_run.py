@@ -44,14 +44,15 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "ci")]
+sys.path[:0] = [str(ROOT), str(ROOT / "ci"), str(ROOT / "bench")]
 import reproduce  # noqa: E402  (its PRETRAIN_RUNS, CHECKPOINT_EXPERIMENTS, OPTIONAL: the runs of ci/gpu.sh)
+from _common import cuda_peak_tflops  # noqa: E402  (the data-sheet peaks the benchmarks use)
 from jepa_nb.runner.params import ParamError, parse_params  # noqa: E402
 from jepa_nb.runner.checks import resolve_params  # noqa: E402
 
 GIB = 2 ** 30
 H200_GIB = 139.0                 # the lent H200's memory as torch reports it
-H200_BF16_PEAK = 989e12          # dense bf16 FLOP/s (NVIDIA H200 SXM datasheet, without sparsity)
+H200_BF16_PEAK = cuda_peak_tflops("h200", bf16=True) * 1e12   # dense bf16 FLOP/s (data sheet, no sparsity)
 LAUNCH_S = 10e-6                 # host time per aten op dispatched in eager mode (launch floor of a step)
 ACT_HEADROOM = 1.25              # activations x this: allocator fragmentation, cuBLAS / attention workspaces
 CUDA_CONTEXT_GIB = 1.0           # CUDA context and caching-allocator slack
@@ -227,7 +228,8 @@ def profile(cfg, nproc: int = 1) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
     from jepa_nb.masks import steps_per_epoch
     from jepa_nb.optim import param_groups
-    from jepa_nb.train import check_recipe, make_loader, run_step, start_loop
+    from jepa_nb.methods import check_recipe, make_loader
+    from jepa_nb.train import run_step, start_loop
     from jepa_nb.transforms import dataset_stats, make_transform
     from jepa_nb.vit import explicit_attention
     from jepa_nb.methods import build_model

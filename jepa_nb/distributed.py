@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import gc
 import json
 import os
 import re
@@ -46,9 +45,7 @@ def init_distributed(device: str = "auto", timeout_s: float = 300.0) -> tuple[in
 
 
 def close_distributed() -> None:
-    "Free what still holds the process group, then leave it (if any)."
-    # DistributedDataParallel keeps a reference cycle to itself (measured): collect it while the group still exists
-    gc.collect()
+    "Leave the process group (if any)."
     if dist.is_initialized(): dist.destroy_process_group()
 
 # %% ../nbs/06a_distributed.ipynb #247a8c7a

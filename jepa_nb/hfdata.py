@@ -38,8 +38,9 @@ def _to_uint8(arrays: list[np.ndarray], names: list[str], where: str) -> list[np
             a = np.round(a * (255 / 65535)).astype(np.uint8)
         elif a.dtype.kind == "f": a = np.round(a * scale).astype(np.uint8)
         elif a.dtype.kind in "iu" and a.dtype != np.uint8:
-            if _span(a)[0] < 0 or _span(a)[1] > 255:
-                raise ValueError(f"{where}: {name} holds {a.dtype} pixels in [{_span(a)[0]}, {_span(a)[1]}], beyond 8 "
+            lo, hi = _span(a)
+            if lo < 0 or hi > 255:
+                raise ValueError(f"{where}: {name} holds {a.dtype} pixels in [{lo}, {hi}], beyond 8 "
                                  f"bits; store them as uint8 (0..255) or as uint16 (0..65535, scaled to 8 bits)")
             a = a.astype(np.uint8)
         elif a.dtype != np.uint8:
