@@ -111,17 +111,29 @@ def ijepa_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "smooth_l1"
     return F.smooth_l1_loss(pred, target, beta=1.0) if kind == "smooth_l1" else F.mse_loss(pred, target)
 
 # %% ../nbs/05b_ijepa.ipynb #ebc6e130
-def position_means(target: torch.Tensor, tgt_idx: list, num_patches: int) -> torch.Tensor:
-    "The context-blind guess for each target token (K*B, T, D): the batch's mean target at its patch position."
-    # (K*B*T,) positions, block-major like `target`
-    idx = torch.cat([t for t in tgt_idx]).reshape(-1)
+def position_means(target: torch.Tensor, tgt_idx: list, num_patches: int, leave_out: bool = False) -> torch.Tensor:
+    ("The context-blind guess for each target token (K*B, T, D): the batch's mean target at its patch position "
+     "(`leave_out=True`: over the batch's other images only).")
+    B, T = tgt_idx[0].shape
+    pos = torch.cat([t for t in tgt_idx]).reshape(-1)                      # (K*B*T,) positions, block-major
+    img = torch.arange(len(tgt_idx) * B, device=pos.device).remainder(B).repeat_interleave(T)   # each token's image
     flat = target.reshape(-1, target.shape[-1]).float()                    # (K*B*T, D)
-    sums = torch.zeros(num_patches, flat.shape[1], device=flat.device).index_add_(0, idx, flat)   # (N, D)
-    counts = torch.zeros(num_patches, device=flat.device).index_add_(0, idx, torch.ones_like(idx, dtype=flat.dtype))
+    ones = torch.ones_like(pos, dtype=flat.dtype)
+    sums = flat.new_zeros(num_patches, flat.shape[1]).index_add_(0, pos, flat)   # (N, D)
+    counts = flat.new_zeros(num_patches).index_add_(0, pos, ones)
     # under torchrun: the whole batch's positions (lesson 00)
     all_sum_(sums), all_sum_(counts)
-    mean = sums / counts.clamp(min=1).unsqueeze(1)                         # (N, D) per-position mean target
-    return mean[idx].view_as(target)
+    if not leave_out: return (sums / counts.clamp(min=1).unsqueeze(1))[pos].view_as(target)
+    key = img * num_patches + pos                                          # (image, position) of each token
+    own_sum = flat.new_zeros(B * num_patches, flat.shape[1]).index_add_(0, key, flat)[key]   # its image's part
+    own_count = flat.new_zeros(B * num_patches).index_add_(0, key, ones)[key]
+    n_other = (counts[pos] - own_count).unsqueeze(1)                       # other images' tokens at its position
+    other = (sums[pos] - own_sum) / n_other.clamp(min=1)
+    # no other image has a target there: the other images' mean over all positions
+    img_sum = flat.new_zeros(B, flat.shape[1]).index_add_(0, img, flat)
+    img_count = flat.new_zeros(B).index_add_(0, img, ones)
+    rest = (sums.sum(0) - img_sum[img]) / (counts.sum() - img_count[img]).clamp(min=1).unsqueeze(1)
+    return torch.where(n_other > 0, other, rest).view_as(target)
 
 
 def position_only_loss(target: torch.Tensor, tgt_idx: list, num_patches: int, kind: str = "smooth_l1") -> torch.Tensor:
