@@ -2,6 +2,8 @@
 
     python ci/make_reference.py --tier smoke [--seeds 0,1,2] [--work DIR] [--only 11_probe,12_jepa_score_ood] [--[no-]progress]
 
+A seed's pretraining runs go two at a time on the cpu tier (ci/reproduce.py's --jobs default).
+
 For every seed it runs the tier through the `jepa-nb` runner exactly as ci/reproduce.py does (both pretraining
 runs of 10_pretrain, then the checkpoint experiments on that seed's checkpoints, then 13_ablate_masking and
 14_recipe_search and 15_compare with `seeds=[seed]`), into <work>/s<seed>/<run>, and writes one reference per run: value = mean
@@ -16,7 +18,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "ci"))
-from reproduce import CHECKPOINT_EXPERIMENTS, CLI, OPTIONAL, TIERS, checkpoint_params, experiments, pin_threads, pretrain_runs, run_pretraining  # noqa: E402
+from reproduce import (CHECKPOINT_EXPERIMENTS, CLI, OPTIONAL, TIERS, checkpoint_params, default_jobs, experiments,  # noqa: E402
+                       pin_threads, pretrain_runs, run_pretraining)
 from jepa_nb.runner import reference_path, write_reference  # noqa: E402
 
 
@@ -66,7 +69,7 @@ def main(argv=None) -> int:
         if e is None:
             done = all(_complete(out / name) for name in pretrain_runs(a.tier))
             if a.reuse and done: print(f"reusing the complete pretraining runs in {out}")
-            elif run_pretraining(a.tier, out, f"seed={s}"): return 1
+            elif run_pretraining(a.tier, out, f"seed={s}", jobs=default_jobs(a.tier)): return 1
         elif e in CHECKPOINT_EXPERIMENTS: run(e, a.tier, out / e, "-p", f"seed={s}", *checkpoint_params(out))
         else: run(e, a.tier, out / e, "-p", f"seeds=[{s}]")
     for e in only:

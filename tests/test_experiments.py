@@ -128,3 +128,23 @@ def test_jepa_score_runs_with_a_random_timm_encoder(tmp_path):
     assert all(math.isfinite(v) for v in res.values() if isinstance(v, float)), res
     assert all(0 <= res[f"auroc_{k}{s}"] <= 1 for k in ("noise", "digits") for s in ("", "_untrained", "_knn", "_invariant"))
     assert res["score_id_std"] > 0 and (rd / "shapes_checkpoint.pt").exists()
+
+
+def test_runs_side_by_side_behave_like_runs_in_turn(tmp_path, capsys):
+    """ci/reproduce.py's --jobs: two at a time, every command runs, each one's whole output is printed under its own
+    command line, and the first failure's exit status comes back; one at a time stops at the first failure."""
+    sys.path.insert(0, str(ROOT / "ci"))
+    from reproduce import default_jobs, sh_all
+    mark = tmp_path / "ran"
+    cmds = [[sys.executable, "-c", f"import time; time.sleep(0.3); print('first'); open(r'{mark}1', 'w'); raise SystemExit(3)"],
+            [sys.executable, "-c", f"print('second'); open(r'{mark}2', 'w')"]]
+    assert sh_all(cmds, jobs=2) == 3
+    out = capsys.readouterr().out
+    assert (tmp_path / "ran1").exists() and (tmp_path / "ran2").exists()
+    blocks = out.split("\n+ ")                       # "+ (started) ..." twice, then each command with its output
+    assert out.index("first") < out.index("second") and "exit 3" in out and "exit 0" in out, out
+    assert sum("(started)" in b for b in blocks) == 2, out
+    (tmp_path / "ran2").unlink()
+    assert sh_all(cmds, jobs=1) == 3 and not (tmp_path / "ran2").exists()          # in turn: stops at the failure
+    assert sh_all(cmds, jobs=1, keep_going=True) == 3 and (tmp_path / "ran2").exists()
+    assert default_jobs("smoke") == 1 and default_jobs("gpu") == 1 and 1 <= default_jobs("cpu") <= 2
