@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=None, help="folder for the reference runs (default runs/reference-<tier>)")
     ap.add_argument("--only", default="", help="comma-separated runs to rewrite (default: all)")
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "reference")
-    ap.add_argument("--reuse", action="store_true", help="keep a seed's pretraining runs when both are already complete")
+    ap.add_argument("--reuse", action="store_true", help="keep runs already complete (a seed's pretraining runs when both are), e.g. ones run side by side by hand")
     ap.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                     help="a progress bar over the runs (default: automatic, on a terminal and not under CI)")
     a = ap.parse_args(argv)
@@ -70,6 +70,7 @@ def main(argv=None) -> int:
             done = all(_complete(out / name) for name in pretrain_runs(a.tier))
             if a.reuse and done: print(f"reusing the complete pretraining runs in {out}")
             elif run_pretraining(a.tier, out, f"seed={s}", jobs=default_jobs(a.tier)): return 1
+        elif a.reuse and _complete(out / e): print(f"reusing the complete run {out / e}")
         elif e in CHECKPOINT_EXPERIMENTS: run(e, a.tier, out / e, "-p", f"seed={s}", *checkpoint_params(out))
         else: run(e, a.tier, out / e, "-p", f"seeds=[{s}]")
     for e in only:
