@@ -47,19 +47,32 @@ def test_lejepa_beats_its_twin_on_every_seed():
     assert not _below_bar("10_pretrain_lejepa"), f"LeJEPA under {BAR} over its untrained twin (linear, kNN): {_below_bar('10_pretrain_lejepa')}"
 
 
-@pytest.mark.xfail(strict=True, reason="measured: the course's I-JEPA misses the 5-point kNN margin on some seeds of 0-9 "
-                                       "(data/reference/RESULTS.md lists them); issue 15 stays open on it")
+@pytest.mark.xfail(strict=True, reason="measured: the course's I-JEPA misses the 5-point linear margin on some seeds of "
+                                       "0-9 (data/reference/RESULTS.md lists them); issue 15 stays open on it")
 def test_ijepa_beats_its_twin_on_every_seed():
     assert not _below_bar("10_pretrain"), f"I-JEPA under {BAR} over its untrained twin (linear, kNN): {_below_bar('10_pretrain')}"
 
 
+def test_ijepa_beats_its_twin_on_knn_probe_on_every_seed():
+    low = {s: m for s, m in _below_bar("10_pretrain").items() if m[1] < BAR}
+    assert not low, f"I-JEPA under {BAR} over its untrained twin on the kNN probe: {low}"
+
+
+@pytest.mark.xfail(strict=True, reason="measured: with the 3-block predictor at 15 epochs, seed 6's linear margin is +4.3")
 def test_ijepa_beats_its_twin_on_linear_probe_on_every_seed():
     low = {s: m for s, m in _below_bar("10_pretrain").items() if m[0] < BAR}
     assert not low, f"I-JEPA under {BAR} over its untrained twin on the linear probe: {low}"
 
 
-@pytest.mark.xfail(strict=True, reason="measured: at CPU scale the predictor's loss on stroke tokens ends at or above the "
-                                       "position-only yardstick (experiment 14 searched for a recipe where it does not)")
+def test_ijepa_predictor_beats_its_yardstick_over_all_target_tokens_on_every_seed():
+    "Over all target tokens, the predictor ends below the (in-sample, optimistic) position-only guess on every seed."
+    above = {s: (round(m["final_pred_loss"], 4), round(m["final_pos_only_loss"], 4)) for s, m in _per_seed("10_pretrain").items()
+             if m["final_pred_loss"] >= m["final_pos_only_loss"]}
+    assert not above, f"prediction vs position-only loss over all target tokens, seeds where it is not below: {above}"
+
+
+@pytest.mark.xfail(strict=True, reason="measured: the 3-block predictor ends below the position-only yardstick on the "
+                                       "stroke tokens on most seeds of 0-9, not all (data/reference/RESULTS.md)")
 def test_ijepa_predictor_ends_below_its_yardstick_on_stroke_tokens():
     above = {s: (round(m["final_pred_loss_stroke"], 4), round(m["final_pos_only_loss_stroke"], 4)) for s, m in _per_seed("10_pretrain").items()
              if m["final_pred_loss_stroke"] >= m["final_pos_only_loss_stroke"]}
