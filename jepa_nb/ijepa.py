@@ -114,9 +114,7 @@ def ijepa_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "smooth_l1"
 def position_means(target: torch.Tensor, tgt_idx: list, num_patches: int, leave_out: bool = False) -> torch.Tensor:
     ("The context-blind guess for each target token (K*B, T, D): the batch's mean target at its patch position "
      "(`leave_out=True`: over the batch's other images only).")
-    B, T = tgt_idx[0].shape
     pos = torch.cat([t for t in tgt_idx]).reshape(-1)                      # (K*B*T,) positions, block-major
-    img = torch.arange(len(tgt_idx) * B, device=pos.device).remainder(B).repeat_interleave(T)   # each token's image
     flat = target.reshape(-1, target.shape[-1]).float()                    # (K*B*T, D)
     ones = torch.ones_like(pos, dtype=flat.dtype)
     sums = flat.new_zeros(num_patches, flat.shape[1]).index_add_(0, pos, flat)   # (N, D)
@@ -124,15 +122,16 @@ def position_means(target: torch.Tensor, tgt_idx: list, num_patches: int, leave_
     # under torchrun: the whole batch's positions (lesson 00)
     all_sum_(sums), all_sum_(counts)
     if not leave_out: return (sums / counts.clamp(min=1).unsqueeze(1))[pos].view_as(target)
+    B, T = tgt_idx[0].shape
+    img = torch.arange(len(tgt_idx) * B, device=pos.device).remainder(B).repeat_interleave(T)   # each token's image
     key = img * num_patches + pos                                          # (image, position) of each token
-    own_sum = flat.new_zeros(B * num_patches, flat.shape[1]).index_add_(0, key, flat)[key]   # its image's part
-    own_count = flat.new_zeros(B * num_patches).index_add_(0, key, ones)[key]
-    n_other = (counts[pos] - own_count).unsqueeze(1)                       # other images' tokens at its position
-    other = (sums[pos] - own_sum) / n_other.clamp(min=1)
+    own = flat.new_zeros(B * num_patches, flat.shape[1]).index_add_(0, key, flat)   # (B*N, D) each image's sums
+    own_n = flat.new_zeros(B * num_patches).index_add_(0, key, ones)
+    n_other = (counts[pos] - own_n[key]).unsqueeze(1)                      # other images' tokens at its position
+    other = (sums[pos] - own[key]) / n_other.clamp(min=1)
     # no other image has a target there: the other images' mean over all positions
-    img_sum = flat.new_zeros(B, flat.shape[1]).index_add_(0, img, flat)
-    img_count = flat.new_zeros(B).index_add_(0, img, ones)
-    rest = (sums.sum(0) - img_sum[img]) / (counts.sum() - img_count[img]).clamp(min=1).unsqueeze(1)
+    img_sum, img_n = own.view(B, num_patches, -1).sum(1)[img], own_n.view(B, num_patches).sum(1)[img]
+    rest = (sums.sum(0) - img_sum) / (counts.sum() - img_n).clamp(min=1).unsqueeze(1)
     return torch.where(n_other > 0, other, rest).view_as(target)
 
 
