@@ -69,7 +69,7 @@ from jepa_nb.transforms import make_transform
 from jepa_nb.ema import ema_momentum_at
 from jepa_nb.masks import MaskCollator, truncate_contexts
 from jepa_nb.ijepa import IJEPA, ijepa_loss, ijepa_targets
-from jepa_nb.masks import build_masker
+from jepa_nb.masks import MASKER_KINDS, build_masker
 from jepa_nb.methods import PretrainConfig
 from jepa_nb.optim import method_step
 from jepa_nb.methods import hparams_at
@@ -97,7 +97,7 @@ def parse_args(argv=None):
     a("--patch-size", type=int, default=4)
     a("--in-chans", type=int, default=3)
     a("--batch-size", type=int, default=128)
-    a("--masking", default="multiblock", choices=["multiblock", "single", "random"], help="the library masker's kind")
+    a("--masking", default="multiblock", choices=list(MASKER_KINDS), help="the library masker's kind")
     a("--masks", default="both", choices=[*MASK_MODES, "both"],
       help="who draws the masks: the library's collator, the official collator's statistics, or both (see above)")
     a("--min-keep", type=int, default=4, help="min context patches (paper 10; <= 8 on an 8x8 grid)")

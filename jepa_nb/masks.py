@@ -19,9 +19,9 @@ from .data import ImageData
 
 # %% auto #0
 __all__ = ['MASKER_KINDS', 'TRUNCATION_RULES', 'ORDER_STREAM', 'AUG_STREAM', 'MASK_STREAM', 'block_indices', 'MaskSample',
-           'MultiBlockMasker', 'RandomMasker', 'make_masker', 'MaskingFields', 'build_masker', 'check_masker',
-           'truncate_contexts', 'MaskCollator', 'apply_masks', 'steps_per_epoch', 'StepBatchSampler', 'IndexedImages',
-           'mask_loader']
+           'MultiBlockMasker', 'RandomMasker', 'RasterMasker', 'make_masker', 'MaskingFields', 'build_masker',
+           'check_masker', 'truncate_contexts', 'MaskCollator', 'apply_masks', 'steps_per_epoch', 'StepBatchSampler',
+           'IndexedImages', 'mask_loader']
 
 # %% ../nbs/02_masks.ipynb #ca7a362c
 def block_indices(top: int, left: int, h: int, w: int, grid: tuple[int, int]) -> torch.Tensor:
@@ -194,13 +194,44 @@ class RandomMasker(_Masker):
         ctx = torch.ones(B, self.num_patches, dtype=torch.bool).scatter_(1, tgt, False)
         return ctx, [tgt]
 
+# %% ../nbs/02_masks.ipynb #3ca0bcd9
+class RasterMasker(_Masker):
+    ("Rasterized masking (the paper's Table 6): four equal quadrants; one, drawn per image, is the context, "
+     "the other three are the targets.")
+    num_pred_masks = 3
+
+    def __init__(self, grid, min_keep: int = 1):
+        super().__init__(grid)
+        H, W = self.grid
+        if H % 2 or W % 2:
+            raise ValueError(f"rasterized masking cuts the grid into four equal quadrants; the {H}x{W} grid has an "
+                             f"odd side (use an even number of patches per side)")
+        if not isinstance(min_keep, int) or not 1 <= min_keep <= H * W // 4:
+            raise ValueError(f"min_keep={min_keep!r} is impossible: a quadrant of the {H}x{W} grid holds "
+                             f"{H * W // 4} context patches")
+        self.min_keep = min_keep
+        self.quadrants = torch.stack([block_indices(r, c, H // 2, W // 2, self.grid)
+                                      for r in (0, H // 2) for c in (0, W // 2)])    # (4, N/4), raster order
+
+    def __repr__(self): return f"RasterMasker(grid={self.grid})"
+
+    def sample_sizes(self, g: torch.Generator): return None, None
+
+    def sample_batch(self, B: int, g: torch.Generator, pred_size=None, enc_size=None) -> tuple[torch.Tensor, list]:
+        "Context masks (B, N) bool (one quadrant each) and three target index tensors (B, N/4): the other quadrants."
+        q = torch.randint(0, 4, (B,), generator=g)                                 # each image's context quadrant
+        ctx = torch.zeros(B, self.num_patches, dtype=torch.bool).scatter_(1, self.quadrants[q], True)
+        return ctx, [self.quadrants[(q + k) % 4] for k in (1, 2, 3)]
+
+
 # %% ../nbs/02_masks.ipynb #c8d3fbbe
-MASKER_KINDS = ("multiblock", "single", "random")
+MASKER_KINDS = ("multiblock", "single", "random", "rasterized")
 
 
 def make_masker(kind: str, grid, **kw):
     ("A masker by name: 'multiblock' (the paper's), "
-     "'single' (one block of ~60%, context = its complement) or 'random' (60% of patches).")
+     "'single' (one block of ~60%, context = its complement), 'random' (60% of patches) "
+     "or 'rasterized' (one quadrant predicts the other three).")
     if kind == "multiblock": return MultiBlockMasker(grid, **kw)
     if kind == "single":
         return MultiBlockMasker(grid, **{"pred_mask_scale": (0.55, 0.65), "num_pred_masks": 1,
@@ -209,13 +240,17 @@ def make_masker(kind: str, grid, **kw):
         bad = [k for k in kw if k not in ("mask_ratio", "min_keep")]
         if bad: raise ValueError(f"unknown option(s) {bad} for the 'random' masker; valid: ['mask_ratio', 'min_keep']")
         return RandomMasker(grid, **kw)
+    if kind == "rasterized":
+        bad = [k for k in kw if k != "min_keep"]
+        if bad: raise ValueError(f"unknown option(s) {bad} for the 'rasterized' masker; valid: ['min_keep']")
+        return RasterMasker(grid, **kw)
     raise ValueError(f"unknown masker kind {kind!r}; choose from {list(MASKER_KINDS)}")
 
 # %% ../nbs/02_masks.ipynb #f109f286
 @dataclasses.dataclass(frozen=True)
 class MaskingFields(Config):
-    # paper: multiblock; single/random = the paper's ablations (fixed shapes)
-    masking: typing.Literal["multiblock", "single", "random"] = "multiblock"
+    # paper: multiblock; single/random/rasterized = the paper's ablations (fixed shapes)
+    masking: typing.Literal["multiblock", "single", "random", "rasterized"] = "multiblock"
     enc_mask_scale: tuple[float, float] = (0.85, 1.0)   # context block scale (paper)
     pred_mask_scale: tuple[float, float] = (0.15, 0.2)  # target block scale (paper)
     aspect_ratio: tuple[float, float] = (0.75, 1.5)     # target aspect ratio (paper)
@@ -226,8 +261,8 @@ class MaskingFields(Config):
 
 def build_masker(cfg, grid):
     ("The sampler of `cfg`'s masking fields on a patch `grid`: multiblock with the config's scales, "
-     "'single' and 'random' with the ablation shapes.")
-    if cfg.masking == "random": return make_masker("random", grid, min_keep=cfg.min_keep)
+     "'single', 'random' and 'rasterized' with the ablation shapes.")
+    if cfg.masking in ("random", "rasterized"): return make_masker(cfg.masking, grid, min_keep=cfg.min_keep)
     if cfg.masking == "single":
         return make_masker("single", grid, min_keep=cfg.min_keep, allow_overlap=cfg.allow_overlap)
     return make_masker("multiblock", grid, enc_mask_scale=cfg.enc_mask_scale, pred_mask_scale=cfg.pred_mask_scale,
