@@ -69,7 +69,8 @@ from jepa_nb.transforms import make_transform
 from jepa_nb.ema import ema_momentum_at
 from jepa_nb.masks import MaskCollator, truncate_contexts
 from jepa_nb.ijepa import IJEPA, ijepa_loss, ijepa_targets
-from jepa_nb.masks import MASKER_KINDS, build_masker
+from jepa_nb.masks import MASKER_KINDS, apply_masks, build_masker
+from jepa_nb.vit import ViTEncoder
 from jepa_nb.methods import PretrainConfig
 from jepa_nb.optim import method_step
 from jepa_nb.methods import hparams_at
@@ -102,6 +103,9 @@ def parse_args(argv=None):
       help="who draws the masks: the library's collator, the official collator's statistics, or both (see above)")
     a("--min-keep", type=int, default=4, help="min context patches (paper 10; <= 8 on an 8x8 grid)")
     a("--loss", default="smooth_l1", choices=["smooth_l1", "l2"])
+    a("--query-only", action="store_true",
+      help="also time, on the library's masks, the step with full last blocks (before issue 18: the target encoder's "
+           "last block computed every token) and with the predictor's last block for its mask tokens only too")
     a("--official", default=os.environ.get("IJEPA_OFFICIAL"),
       help="path to a facebookresearch/ijepa checkout (the folder with src/): also time its step on the same batches (env IJEPA_OFFICIAL)")
     a("--threads", type=int, default=2, help="torch.set_num_threads (CPU)")
@@ -254,6 +258,21 @@ def _meta_batch(b):
     return (torch.empty(b["images"].shape, device="meta"), b["ctx_idx"].to("meta"), [t.to("meta") for t in b["tgt_idx"]])
 
 
+class FullLastBlock(ViTEncoder):
+    "Our encoder computing every token of its last block, then gathering `out_idx` (the step before query-only rows)."
+    def forward(self, x, keep_idx=None, out_idx=None):
+        y = super().forward(x, keep_idx)
+        return y if out_idx is None else apply_masks(y, out_idx)
+
+
+def last_block_twin(model, full_targets: bool, pred_query_only: bool):
+    "A copy of `model` (same weights) whose target encoder computes every last-block token, or whose predictor's doesn't."
+    m = copy.deepcopy(model)
+    if full_targets: m.target_encoder.__class__ = FullLastBlock
+    m.predictor.query_only_last = pred_query_only
+    return m
+
+
 def ours_flop_counter(model, loss: str):
     "A function batch -> FLOPs of one I-JEPA step's forward + backward, counted on a meta copy of the model."
     mm = copy.deepcopy(model).to("meta")
@@ -305,6 +324,14 @@ def main(argv=None) -> dict:
         hp = hparams_at(cfg, step, n_rounds, n_rounds // 10)
         return method_step(model, opt, {**batch, "step": step}, hp)["loss"]
     variants = [dict(name=f"ours, {m} masks", impl="ours", masks=m, fn=ours, flops=ours_flop_counter(model, cfg.loss)) for m in modes]
+    if args.query_only and "library" in modes:      # item 1 of issue 18: the same step with other last blocks
+        for name, full, pq in [("full last blocks", True, False), ("+ predictor query-only", False, True)]:
+            tw = last_block_twin(model, full, pq)
+            tw_opt = torch.optim.AdamW(param_groups(tw), lr=cfg.lr, betas=(0.9, 0.999), fused=True if cuda else None)
+            def tw_step(batch, step, tw=tw, tw_opt=tw_opt):
+                return method_step(tw, tw_opt, {**batch, "step": step}, hparams_at(cfg, step, n_rounds, n_rounds // 10))["loss"]
+            variants.append(dict(name=f"ours, {name}", impl="ours-variant", masks="library", fn=tw_step,
+                                 flops=ours_flop_counter(tw, cfg.loss)))
     official, off_stats = None, None
     if args.official:
         official = OfficialStep(args.official, cfg, args.in_chans, n_rounds, device, bf16)
@@ -368,6 +395,10 @@ def main(argv=None) -> dict:
         if off and v["impl"] == "ours" and v["masks"] == off[0]["masks"]:
             row["vs_official_images_per_s"] = statistics.median(o / t for o, t in zip(off[0]["times"], v["times"]))
             row["vs_official_cpu_time"] = statistics.median(o / t for o, t in zip(off[0]["cpu"], v["cpu"]))
+    base = [v for v in variants if v["impl"] == "ours" and v["masks"] == "library"]
+    for row, v in zip(rows, variants):   # the query-only variants vs the default step, within each round
+        if v["impl"] == "ours-variant" and base:
+            row["vs_default_images_per_s"] = statistics.median(t / b for t, b in zip(base[0]["times"], v["times"]))
     res = dict(
         device=str(device), machine=machine_line(device, torch.get_num_threads()), load=load_line(), threads=torch.get_num_threads(),
         torch=torch.__version__, bf16=bf16, quick=args.quick,
@@ -411,6 +442,8 @@ def print_table(r: dict) -> None:
            ("of GEMM ceiling", lambda x: f"{100 * x['of_ceiling']:.0f} %")]
     if any("mfu" in x for x in rows): fmt.append(("MFU (data-sheet peak)", lambda x: f"{100 * x['mfu']:.1f} %" if "mfu" in x else ""))
     if any("peak_mib" in x for x in rows): fmt.append(("peak memory (MiB)", lambda x: f"{x['peak_mib']:.0f}" if "peak_mib" in x else ""))
+    if any("vs_default_images_per_s" in x for x in rows):
+        fmt.append(("images/s vs ours, library masks", lambda x: f"{x['vs_default_images_per_s']:.2f}x" if "vs_default_images_per_s" in x else ""))
     if any("vs_official_images_per_s" in x for x in rows):
         fmt.append(("images/s vs official, same batches", lambda x: f"{x['vs_official_images_per_s']:.2f}x" if "vs_official_images_per_s" in x else ""))
         fmt.append(("  the same in CPU time (official / ours)", lambda x: f"{x['vs_official_cpu_time']:.2f}x" if "vs_official_cpu_time" in x else ""))

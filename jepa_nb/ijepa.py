@@ -94,8 +94,11 @@ class IJEPA(PretrainMethod):
 @torch.no_grad()
 def ijepa_targets(target_encoder: nn.Module, images: torch.Tensor, tgt_idx: list) -> torch.Tensor:
     "Layer-normed target-encoder outputs of the full images, gathered at the K target blocks: (K*B, T, D)."
+    if isinstance(target_encoder, ViTEncoder):      # the last block computes the target rows only (lesson 03)
+        h = target_encoder(images, out_idx=tgt_idx)                 # (K*B, T, D)
+        return F.layer_norm(h, h.shape[-1:])                        # no affine parameters, per token
     h = target_encoder(images)                      # (B, N, D)
-    h = F.layer_norm(h, h.shape[-1:])               # no affine parameters
+    h = F.layer_norm(h, h.shape[-1:])
     return apply_masks(h, tgt_idx)                  # (K*B, T, D)
 
 

@@ -23,8 +23,9 @@ __all__ = ['ViTPredictor', 'PredictorFields']
 class ViTPredictor(nn.Module):
     "Narrow ViT predictor: context (B, M, D), ctx_idx (B, M), K target index tensors (B, T) -> predictions (K*B, T, D)."
     def __init__(self, grid_size: int | tuple[int, int], embed_dim: int = 192, pred_emb_dim: int = 384, depth: int = 6,
-                 num_heads: int = 6, mlp_ratio: float = 4.0, qkv_bias: bool = True):
+                 num_heads: int = 6, mlp_ratio: float = 4.0, qkv_bias: bool = True, query_only_last: bool = False):
         super().__init__()
+        self.query_only_last = query_only_last     # last block: only the mask tokens query (same maths, below)
         self.grid_size = to_pair(grid_size, "grid_size")
         self.num_patches = self.grid_size[0] * self.grid_size[1]
         self.embed_dim, self.pred_emb_dim = embed_dim, pred_emb_dim
@@ -80,6 +81,11 @@ def forward(self: ViTPredictor, ctx: torch.Tensor, ctx_idx: torch.Tensor,
     x = x.repeat(K, 1, 1)                                               # (K*B, M, d), block-major
     queries = self.mask_token + apply_masks(pos, tgt_idx)               # (K*B, T, d)
     x = torch.cat([x, queries], dim=1)                                  # (K*B, M+T, d)
-    for blk in self.predictor_blocks: x = blk(x)
-    x = self.predictor_norm(x[:, M:])                                   # (K*B, T, d): the mask tokens only
+    if not self.query_only_last:
+        for blk in self.predictor_blocks: x = blk(x)
+        x = self.predictor_norm(x[:, M:])                               # (K*B, T, d): the mask tokens only
+    else:                                                               # the last block computes the mask tokens only
+        for blk in self.predictor_blocks[:-1]: x = blk(x)
+        rows = torch.arange(M, x.shape[1], device=x.device).expand(x.shape[0], -1)   # (K*B, T)
+        x = self.predictor_norm(self.predictor_blocks[-1](x, rows))     # (K*B, T, d)
     return self.predictor_proj(x)                                       # (K*B, T, D)

@@ -71,15 +71,22 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.fused_attn = True
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        "x (B, N, D) -> (B, N, D); with `rows` (B, R) only those rows query (keys, values: all N rows) -> (B, R, D)."
         B, N, D = x.shape
-        q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # 3 × (B, h, N, d)
+        h, d = self.num_heads, self.head_dim
+        if rows is None: q, k, v = self.qkv(x).reshape(B, N, 3, h, d).permute(2, 0, 3, 1, 4)   # 3 × (B, h, N, d)
+        else:                                  # the same weights, split: queries for R rows, keys and values for all
+            w, b = self.qkv.weight, self.qkv.bias
+            k, v = F.linear(x, w[D:], None if b is None else b[D:]).reshape(B, N, 2, h, d).permute(2, 0, 3, 1, 4)
+            q = F.linear(apply_masks(x, rows), w[:D], None if b is None else b[:D])
+            q = q.reshape(B, -1, h, d).transpose(1, 2)                                     # (B, h, R, d)
         if self.fused_attn:
             x = F.scaled_dot_product_attention(q, k, v)
         else:
-            attn = (q * self.scale) @ k.transpose(-2, -1)   # (B, h, N, N)
-            x = attn.softmax(dim=-1) @ v                    # (B, h, N, d)
-        return self.proj(x.transpose(1, 2).reshape(B, N, D))  # (B, N, D)
+            attn = (q * self.scale) @ k.transpose(-2, -1)   # (B, h, N or R, N)
+            x = attn.softmax(dim=-1) @ v                    # (B, h, N or R, d)
+        return self.proj(x.transpose(1, 2).reshape(B, -1, D))  # (B, N or R, D)
 
 
 @contextlib.contextmanager
@@ -113,8 +120,9 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x):
-        x = x + self.attn(self.norm1(x))
+    def forward(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        "x (B, N, D) -> (B, N, D); with `rows` (B, R): the outputs at those rows only, (B, R, D)."
+        x = (x if rows is None else apply_masks(x, rows)) + self.attn(self.norm1(x), rows)
         return x + self.mlp(self.norm2(x))
 
 # %% ../nbs/03_vit.ipynb #b05f5715
@@ -146,7 +154,8 @@ def sincos_grid_of(pos_embed: torch.Tensor) -> tuple[int, int] | None:
 
 # %% ../nbs/03_vit.ipynb #9815ce1d
 class ViTEncoder(nn.Module):
-    "ViT without class token; `forward(x, keep_idx)` encodes only the kept patch tokens: (B, N or M, D)."
+    ("ViT without class token; `forward(x, keep_idx)` encodes only the kept patch tokens: (B, N or M, D); "
+     "`forward(x, out_idx=...)` returns only some outputs of a full pass.")
     def __init__(self, img_size: int | tuple[int, int] = 32, patch_size: int = 4, in_chans: int = 3,
                  embed_dim: int = 192, depth: int = 6, num_heads: int = 3, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True):
@@ -160,12 +169,24 @@ class ViTEncoder(nn.Module):
         init_vit_weights_(self)
         rescale_blocks_(self.blocks)
 
-    def forward(self, x: torch.Tensor,
-                keep_idx: torch.Tensor | list[torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keep_idx: torch.Tensor | list[torch.Tensor] | None = None,
+                out_idx: torch.Tensor | list[torch.Tensor] | None = None) -> torch.Tensor:
+        if keep_idx is not None and out_idx is not None:
+            raise ValueError("give keep_idx (encode only the kept tokens) or out_idx (only these outputs of a "
+                             "full pass), not both")
         x = self.patch_embed(x) + self.pos_embed                 # (B, N, D)
         if keep_idx is not None: x = apply_masks(x, keep_idx)     # (B, M, D), or (K*B, M, D) for a list
-        for blk in self.blocks: x = blk(x)
-        return self.norm(x)
+        if out_idx is None:
+            for blk in self.blocks: x = blk(x)
+            return self.norm(x)
+        # only the outputs at out_idx: the last block queries those rows only (apply_masks(forward(x), out_idx))
+        blocks = list(out_idx) if isinstance(out_idx, (list, tuple)) else [out_idx]
+        rows = torch.cat(blocks, dim=1)                           # (B, K*T): every block's rows of an image at once
+        for blk in self.blocks[:-1]: x = blk(x)
+        x = self.norm(self.blocks[-1](x, rows))                   # (B, K*T, D)
+        if not isinstance(out_idx, (list, tuple)): return x
+        B, D = x.shape[0], x.shape[-1]
+        return x.reshape(B, len(blocks), -1, D).transpose(0, 1).reshape(-1, blocks[0].shape[1], D)   # (K*B, T, D)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kw):
         "A sin-cos `pos_embed` from another grid is regenerated for ours; any other size mismatch is a clear error."

@@ -20,3 +20,24 @@ def test_learned_at_is_the_first_point_five_points_above_the_step0_twin():
     assert never["seconds"] is None and never["total_seconds"] == 20.0
     with pytest.raises(ValueError, match="step-0"):
         learned_at(_rows([0.4, 0.5], [0, 1])[1:])
+
+
+def test_the_last_block_twins_compute_the_default_step_s_numbers():
+    "bench/train_step.py --query-only times twins of the model: same targets (full last block) and predictions."
+    import torch
+    from train_step import last_block_twin
+    from jepa_nb.core import make_generator
+    from jepa_nb.ijepa import IJEPA, ijepa_targets
+    from jepa_nb.masks import MaskCollator, build_masker
+    from jepa_nb.methods import PretrainConfig
+    cfg = PretrainConfig(embed_dim=32, depth=2, num_heads=2, pred_emb_dim=16, pred_depth=2, min_keep=4)
+    model = IJEPA.build(cfg, 1)
+    ctx, tgt = MaskCollator(build_masker(cfg, cfg.grid)).sample_masks(8, make_generator(0))
+    imgs = torch.randn(8, 1, 32, 32, generator=make_generator(1))
+    full, fast = last_block_twin(model, True, False), last_block_twin(model, False, True)
+    assert type(full.target_encoder).__name__ == "FullLastBlock" and fast.predictor.query_only_last
+    assert torch.equal(ijepa_targets(full.target_encoder, imgs, tgt), ijepa_targets(model.target_encoder, imgs, tgt))
+    with torch.no_grad():
+        h = model.encoder(imgs, ctx)
+        assert torch.allclose(fast.predictor(h, ctx, tgt), model.predictor(h, ctx, tgt), atol=1e-6)
+        assert not model.predictor.query_only_last                  # the default model is left as it was
