@@ -1,12 +1,14 @@
 #!/usr/bin/env python
 """bf16 autocast on the CPU, measured before it is adopted (issue 18 item 2): one training step of I-JEPA and of
-LeJEPA in fp32 and under `torch.autocast("cpu", dtype=torch.bfloat16)`, at two model sizes, in one process.
+LeJEPA in fp32 and under `torch.autocast("cpu", dtype=torch.bfloat16)`, at several model widths, in one process.
 
-    python bench/bf16_step.py                 # the bench's ViT 192x6 (2 threads) and the course's cpu tier, ViT 64x3 (1 thread)
+    python bench/bf16_step.py                 # widths 64 (the cpu tier, 1 and 2 threads), 96, 128, 192 (2 threads)
     python bench/bf16_step.py --steps 8       # fewer timed steps (a quick check that it runs)
+    python bench/bf16_step.py --only "ViT 128x6"
 
-The library turns autocast on for CUDA only (`PretrainMethod.autocast`); to measure what the CPU would gain, this
-script replaces that method for its own process with one that also enables it on the CPU. Everything else is the
+The library decides per step (`jepa_nb.optim.bf16_autocast_on`): on a CPU with bf16 units, autocast from
+`CPU_BF16_MIN_WIDTH` up, which this script's table sets. To time both modes at every width, the script replaces
+`PretrainMethod.autocast` for its own process with one that follows its own switch. Everything else is the
 library's: `build_model`, `make_loader` (the method's own batches), `hparams_at`, `method_step`. The fp32 and the bf16
 model start from the same seed and take the same batches, alternately step by step (so a change of machine load
 hits both); the median step time after 4 warm-up steps is reported, with the loss of both at three steps (bf16 must
@@ -22,14 +24,19 @@ import time
 
 import torch
 
+from jepa_nb.core import cpu_bf16_units
 from jepa_nb.data import load_data
 from jepa_nb.methods import PretrainConfig, build_model, hparams_at, make_loader
-from jepa_nb.optim import PretrainMethod, method_step, param_groups
+from jepa_nb.optim import CPU_BF16_MIN_WIDTH, PretrainMethod, method_step, param_groups
 from jepa_nb.transforms import dataset_stats, make_transform
 
 SIZES = {  # name -> (dataset, channels, model fields, threads)
     "ViT 192x6 (bench)": ("shapes", 3, dict(embed_dim=192, depth=6, num_heads=3, pred_emb_dim=96, pred_depth=4), 2),
-    "ViT 64x3 (cpu tier)": ("mnist5k", 1, dict(embed_dim=64, depth=3, num_heads=4, pred_emb_dim=32, pred_depth=1), 1),
+    "ViT 128x6": ("shapes", 3, dict(embed_dim=128, depth=6, num_heads=4, pred_emb_dim=64, pred_depth=4), 2),
+    "ViT 96x6": ("shapes", 3, dict(embed_dim=96, depth=6, num_heads=3, pred_emb_dim=48, pred_depth=4), 2),
+    "ViT 64x3 (cpu tier)": ("mnist5k", 1, dict(embed_dim=64, depth=3, num_heads=4, pred_emb_dim=32, pred_depth=3), 1),
+    "ViT 64x3 (cpu tier, 2 threads)": ("mnist5k", 1, dict(embed_dim=64, depth=3, num_heads=4, pred_emb_dim=32,
+                                                          pred_depth=3), 2),
 }
 _CPU_BF16 = {"on": False}
 
@@ -38,12 +45,6 @@ def _autocast(self, x: torch.Tensor):
     "The library's guard, with the CPU allowed when this script says so."
     on = _CPU_BF16["on"] or (self.bf16 and x.device.type == "cuda")
     return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=on)
-
-
-def cpu_bf16_units() -> str:
-    try: flags = open("/proc/cpuinfo").read()
-    except OSError: return "unknown"
-    return ", ".join(f for f in ("avx512_bf16", "amx_bf16") if f in flags) or "none"
 
 
 def measure(method: str, dataset: str, chans: int, fields: dict, steps: int) -> dict:
@@ -75,12 +76,14 @@ def measure(method: str, dataset: str, chans: int, fields: dict, steps: int) -> 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=20, help="timed steps per mode (after 4 warm-up steps)")
+    ap.add_argument("--only", action="append", choices=list(SIZES), help="measure only these sizes (repeatable)")
     a = ap.parse_args(argv)
     PretrainMethod.autocast = _autocast
-    print(f"CPU bf16 units: {cpu_bf16_units()}; torch {torch.__version__}; load average {os.getloadavg()[0]:.2f}")
+    print(f"CPU bf16 units: {', '.join(cpu_bf16_units()) or 'none'}; the library's threshold: width {CPU_BF16_MIN_WIDTH}; torch {torch.__version__}; load average {os.getloadavg()[0]:.2f}")
     print("| model | method | threads | fp32 step | bf16 step | bf16 speed-up | loss fp32 / bf16 at steps |")
     print("|---|---|---|---|---|---|---|")
     for name, (dataset, chans, fields, threads) in SIZES.items():
+        if a.only and name not in a.only: continue
         torch.set_num_threads(threads)
         for method in ("ijepa", "lejepa"):
             r = measure(method, dataset, chans, fields, a.steps)

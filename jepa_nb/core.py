@@ -18,8 +18,9 @@ from pathlib import Path
 # torch and numpy are imported where they are used, so that `jepa_nb.core` stays light.
 
 # %% auto #0
-__all__ = ['SETTINGS_SECTION', 'seed_everything', 'stream_seed', 'make_generator', 'get_device', 'to_pair', 'hub_offline',
-           'hub_reachable', 'hub_offline_mode', 'WorkbookSettings', 'find_settings_file', 'load_settings']
+__all__ = ['CPU_BF16_FLAGS', 'SETTINGS_SECTION', 'seed_everything', 'stream_seed', 'make_generator', 'get_device',
+           'cpu_bf16_units', 'to_pair', 'hub_offline', 'hub_reachable', 'hub_offline_mode', 'WorkbookSettings',
+           'find_settings_file', 'load_settings']
 
 # %% ../nbs/00_core.ipynb #b0d5d488
 def seed_everything(seed: int) -> torch.Generator:
@@ -60,6 +61,17 @@ def get_device(prefer: str | torch.device | None = "auto") -> torch.device:
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise RuntimeError(f"device {str(prefer)!r} was requested but MPS is not available; use 'auto' or 'cpu'")
     return dev
+
+
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")   # x86 instruction sets with bf16 dot products
+
+
+def cpu_bf16_units(cpuinfo: str | Path = "/proc/cpuinfo") -> tuple[str, ...]:
+    "The bf16 instruction sets among `CPU_BF16_FLAGS` the CPU reports (Linux `cpuinfo` flags); () if none or unknown."
+    try: text = Path(cpuinfo).read_text()
+    except OSError: return ()
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return tuple(f for f in CPU_BF16_FLAGS if f in flags)
 
 
 def to_pair(x, name: str = "size") -> tuple[int, int]:

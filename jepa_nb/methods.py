@@ -32,7 +32,7 @@ class MethodFields(Config):
 class RuntimeFields(Config):
     seed: int = 0                                  # seed for init, data order, crops, masks
     device: str = "auto"                           # auto | cpu | cuda | mps
-    bf16: bool = True                              # bf16 autocast (used on CUDA only)
+    bf16: bool = True                              # bf16 autocast where it pays (CUDA; bf16 CPUs at width >= 128)
     compile: bool = False                          # torch.compile the trained networks
                                                    # (CUDA: worth it for long runs; first steps compile)
     log_every: int = 20                            # steps between log lines and metric rows

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from fastcore.basics import patch
 
-from .core import find_settings_file, load_settings
+from .core import cpu_bf16_units, find_settings_file, load_settings
 
 # %% ../nbs/00_core.ipynb #d28a1d8f
 class WriteError(OSError):
@@ -215,7 +215,7 @@ def env_info(seed: int | None = None, device: "str | torch.device | None" = None
         device_name=(torch.cuda.get_device_name(dev) if dev is not None and dev.type == "cuda"
                      else platform.processor() or platform.machine()),
         python=sys.version.split()[0], platform=platform.platform(), hostname=platform.node(),
-        cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(),
+        cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(), cpu_bf16_units=list(cpu_bf16_units()),
         torch=torch.__version__, cuda=torch.version.cuda,
         cudnn=torch.backends.cudnn.version() if torch.cuda.is_available() else None,
         git_sha=git_sha(settings_file.parent if settings_file else None),
