@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .core import make_generator
+from .core import cpu_bf16_units, make_generator
 from .data import ImageData
 from .monitors import effective_rank, feature_std
 from .vit import PooledEncoder, TimmEncoder, ViTEncoder, init_vit_weights_, rescale_blocks_
@@ -105,13 +105,15 @@ def progress_bar(iterable, progress: bool | None = None, *, total: int | None = 
 
 # %% ../nbs/07_eval.ipynb #d598adeb
 def extract_features(encoder, data: ImageData | torch.Tensor, *, batch_size: int = 256,
-                     transform: Callable | None = None, device=None, progress: bool | None = None) -> torch.Tensor:
+                     transform: Callable | None = None, device=None, progress: bool | None = None,
+                     bf16: bool = False) -> torch.Tensor:
     ("Embeddings (N, K) of all images (float32, on the CPU), in batches under `torch.inference_mode`; "
-     "a `ViTEncoder` is average-pooled.")
+     "a `ViTEncoder` is average-pooled. `bf16`: under bf16 autocast on CUDA or a CPU with bf16 units.")
     images, encoder = _images_of(data), as_pooled(encoder)
     if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     dev, out = _device_of(encoder, device), []
-    with eval_mode(encoder), torch.inference_mode():
+    cast = bf16 and (dev.type == "cuda" or (dev.type == "cpu" and bool(cpu_bf16_units())))
+    with eval_mode(encoder), torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cast):
         for i in progress_bar(range(0, len(images), batch_size), progress, desc="extract_features", unit="batch"):
             z = encoder(_prepare(images[i:i + batch_size], transform).to(dev))
             if z.ndim != 2 or len(z) != len(images[i:i + batch_size]):
