@@ -73,12 +73,47 @@ def measure(method: str, dataset: str, chans: int, fields: dict, steps: int) -> 
                 loss_bf16=[losses["bf16"][k] for k in at], at=[k + 1 for k in at])
 
 
+def profile(method: str, dataset: str, chans: int, fields: dict, steps: int = 6, top: int = 12) -> None:
+    "Where a step's time goes in fp32 and in bf16: torch.profiler's self-CPU time per op, summed over `steps` steps."
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+    cfg = PretrainConfig(method=method, dataset=dataset, batch_size=128, img_size=32, device="cpu", lr=2e-3,
+                         sigreg_weight=0.05, **fields)
+    data = load_data(dataset, "train")
+    mean, std = dataset_stats(data)
+    batches = list(make_loader(cfg, data, make_transform(True, 32, mean, std), 0, steps + 2))
+    for mode in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = build_model(cfg, chans)
+        opt = torch.optim.AdamW(param_groups(model), lr=cfg.lr)
+        _CPU_BF16["on"] = mode == "bf16"
+        for i, b in enumerate(batches[:2]): method_step(model, opt, b, hparams_at(cfg, i, 100, 10))   # warm-up
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            for i, b in enumerate(batches[2:]): method_step(model, opt, b, hparams_at(cfg, i + 2, 100, 10))
+        _CPU_BF16["on"] = False
+        ev = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+        total = sum(e.self_cpu_time_total for e in ev)
+        print(f"\n{method} {mode}: {total / 1e3 / steps:.0f} ms of op self-time per step; the top {top} ops:")
+        print("| op | calls / step | self ms / step | share |\n|---|---|---|---|")
+        for e in ev[:top]:
+            print(f"| {e.key} | {e.count / steps:.0f} | {e.self_cpu_time_total / 1e3 / steps:.1f} | "
+                  f"{100 * e.self_cpu_time_total / total:.1f} % |")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=20, help="timed steps per mode (after 4 warm-up steps)")
     ap.add_argument("--only", action="append", choices=list(SIZES), help="measure only these sizes (repeatable)")
+    ap.add_argument("--profile", action="store_true", help="instead of timing: the op profile of an I-JEPA step, "
+                                                             "fp32 and bf16, at each size asked for with --only")
     a = ap.parse_args(argv)
     PretrainMethod.autocast = _autocast
+    if a.profile:
+        for name in a.only or ["ViT 64x3 (cpu tier)"]:
+            dataset, chans, fields, threads = SIZES[name]
+            torch.set_num_threads(threads)
+            print(f"## {name}, {threads} thread(s)")
+            profile("ijepa", dataset, chans, fields)
+        return 0
     print(f"CPU bf16 units: {', '.join(cpu_bf16_units()) or 'none'}; the library's threshold: width {CPU_BF16_MIN_WIDTH}; torch {torch.__version__}; load average {os.getloadavg()[0]:.2f}")
     print("| model | method | threads | fp32 step | bf16 step | bf16 speed-up | loss fp32 / bf16 at steps |")
     print("|---|---|---|---|---|---|---|")

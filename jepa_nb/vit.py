@@ -81,7 +81,10 @@ class Attention(nn.Module):
             k, v = F.linear(x, w[D:], None if b is None else b[D:]).reshape(B, N, 2, h, d).permute(2, 0, 3, 1, 4)
             q = F.linear(apply_masks(x, rows), w[:D], None if b is None else b[:D])
             q = q.reshape(B, -1, h, d).transpose(1, 2)                                     # (B, h, R, d)
-        if self.fused_attn:
+        if self.fused_attn and q.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):                 # CPU bf16 SDPA's backward is ~12x slower than
+                x = F.scaled_dot_product_attention(q.float(), k.float(), v.float())   # fp32's (bench/RESULTS.md)
+        elif self.fused_attn:
             x = F.scaled_dot_product_attention(q, k, v)
         else:
             attn = (q * self.scale) @ k.transpose(-2, -1)   # (B, h, N or R, N)
