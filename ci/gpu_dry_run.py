@@ -12,7 +12,8 @@ For every run of `ci/gpu.sh` (10_pretrain and 10_pretrain_lejepa, 11, 12, 13, 15
     cells, executed here with `new_run` stubbed and `get_device` answering as on the GPU machine), deduplicated over
     seeds; for each: the model at the gpu shapes, its parameters, training memory at the gpu batch (fp32 weights,
     grads and AdamW state; activations = the bytes autograd saves for backward, measured under bf16 autocast at
-    batches b and 2b and extrapolated linearly, +25 % for workspaces, +1 GiB CUDA context) against the H200's
+    batches b and 2b and extrapolated linearly (on the CPU attention runs in fp32 under autocast, lesson 03, so its
+    saved inputs count twice what CUDA keeps: the estimate errs high), +25 % for workspaces, +1 GiB CUDA context) against the H200's
     139 GiB, FLOPs per step (torch FlopCounterMode on batch b, attention through its explicit matmuls, scaled to
     the batch) and the expected time per step and per run at a stated MFU of the H200's dense bf16 peak, never
     below a launch floor of 10 us per aten op dispatched in a step (eager small models are launch-bound), plus
