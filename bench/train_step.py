@@ -30,7 +30,7 @@ Work and the ceiling. FLOPs per step are counted with `torch.utils.flop_counter`
 models (see bench/_common.py: on CPU the fused attention kernel is invisible to the counter). Between steps the
 script times a few fp32 GEMMs of the model's own shapes and a 2048^3 square one with the same threads (the GEMM
 ceiling: the best of them, median over the probes); "of GEMM ceiling" is a step's achieved GFLOP/s over the
-ceiling of its own round. On CUDA the probe is bf16 (with autocast) and MFU against the device's data-sheet peak
+ceiling of its own round, in that step's own dtype. On CUDA the probe is bf16 (with autocast) and MFU against the device's data-sheet peak
 is printed too.
 
     python bench/train_step.py --official ~/src/ijepa       # the table of bench/RESULTS.md
@@ -72,7 +72,7 @@ from jepa_nb.ijepa import IJEPA, ijepa_loss, ijepa_targets
 from jepa_nb.masks import MASKER_KINDS, apply_masks, build_masker
 from jepa_nb.vit import ViTEncoder
 from jepa_nb.methods import PretrainConfig
-from jepa_nb.optim import method_step
+from jepa_nb.optim import bf16_autocast_on, method_step
 from jepa_nb.methods import hparams_at
 
 try:
@@ -110,7 +110,8 @@ def parse_args(argv=None):
       help="path to a facebookresearch/ijepa checkout (the folder with src/): also time its step on the same batches (env IJEPA_OFFICIAL)")
     a("--threads", type=int, default=2, help="torch.set_num_threads (CPU)")
     a("--device", default="cpu", help="cpu | cuda | auto")
-    a("--no-bf16", action="store_true", help="disable bf16 autocast on CUDA (never used on CPU)")
+    a("--no-bf16", action="store_true", help="disable bf16 autocast (the library uses it on CUDA, and on CPUs with bf16 "
+                                             "units from width CPU_BF16_MIN_WIDTH: then fp32 twins of our step are timed too)")
     a("--warmup", type=int, default=3, help="untimed rounds first")
     a("--steps", type=int, default=20, help="timed rounds (medians reported)")
     a("--collate-reps", type=int, default=20, help="timed collator calls (median reported)")
@@ -294,6 +295,7 @@ def main(argv=None) -> dict:
                       pred_num_heads=args.pred_num_heads, masking=args.masking, min_keep=args.min_keep, batch_size=args.batch_size,
                       loss=args.loss, seed=args.seed, bf16=not args.no_bf16)
     bf16 = bool(cfg.bf16 and cuda)
+    cpu_bf16 = device.type == "cpu" and bf16_autocast_on("cpu", cfg.embed_dim, cfg.bf16)   # the library's own decision
     B, n_rounds = args.batch_size, args.warmup + args.steps
     modes = list(MASK_MODES) if args.masks == "both" else [args.masks]
     model = IJEPA.build(cfg, args.in_chans).to(device).train()
@@ -323,7 +325,15 @@ def main(argv=None) -> dict:
     def ours(batch, step):
         hp = hparams_at(cfg, step, n_rounds, n_rounds // 10)
         return method_step(model, opt, {**batch, "step": step}, hp)["loss"]
-    variants = [dict(name=f"ours, {m} masks", impl="ours", masks=m, fn=ours, flops=ours_flop_counter(model, cfg.loss)) for m in modes]
+    variants = [dict(name=f"ours, {m} masks" + (", bf16" if cpu_bf16 else ""), impl="ours", masks=m, fn=ours,
+                     flops=ours_flop_counter(model, cfg.loss), dtype="bf16" if bf16 or cpu_bf16 else "fp32") for m in modes]
+    if cpu_bf16:                                    # the same step in fp32, for the fp32 and bf16 columns
+        fp = copy.deepcopy(model); fp.bf16 = False
+        fp_opt = torch.optim.AdamW(param_groups(fp), lr=cfg.lr, betas=(0.9, 0.999))
+        def fp_step(batch, step):
+            return method_step(fp, fp_opt, {**batch, "step": step}, hparams_at(cfg, step, n_rounds, n_rounds // 10))["loss"]
+        variants += [dict(name=f"ours, {m} masks, fp32", impl="ours-fp32", masks=m, fn=fp_step,
+                          flops=ours_flop_counter(model, cfg.loss), dtype="fp32") for m in modes]
     if args.query_only and "library" in modes:      # item 1 of issue 18: the same step with other last blocks
         for name, full, pq in [("full last blocks", True, False), ("+ predictor query-only", False, True)]:
             tw = last_block_twin(model, full, pq)
@@ -331,12 +341,13 @@ def main(argv=None) -> dict:
             def tw_step(batch, step, tw=tw, tw_opt=tw_opt):
                 return method_step(tw, tw_opt, {**batch, "step": step}, hparams_at(cfg, step, n_rounds, n_rounds // 10))["loss"]
             variants.append(dict(name=f"ours, {name}", impl="ours-variant", masks="library", fn=tw_step,
-                                 flops=ours_flop_counter(tw, cfg.loss)))
+                                 flops=ours_flop_counter(tw, cfg.loss), dtype=variants[0]["dtype"]))
     official, off_stats = None, None
     if args.official:
         official = OfficialStep(args.official, cfg, args.in_chans, n_rounds, device, bf16)
         off_mode = "official" if "official" in modes else modes[0]
-        variants.append(dict(name=f"official step, {off_mode} masks", impl="official", masks=off_mode, fn=official, flops=official.flop_counter()))
+        variants.append(dict(name=f"official step, {off_mode} masks", impl="official", masks=off_mode, fn=official, flops=official.flop_counter(),
+                             dtype="bf16" if bf16 else "fp32"))
         off_stats = official_collator_stats(args.official, cfg, B, 60)
 
     # FLOPs of every batch each variant runs (cached by the shapes that set them)
@@ -349,8 +360,9 @@ def main(argv=None) -> dict:
 
     # --- the GEMM ceiling: the model's own big GEMMs (target encoder, B*N rows) and a big square one ---------------
     N = cfg.grid[0] * cfg.grid[1]
-    probe = GemmProbe(gemm_shapes(B * N, cfg.embed_dim, cfg.mlp_ratio, square=8192 if cuda else 2048), device,
-                      torch.bfloat16 if bf16 else torch.float32)
+    shapes = gemm_shapes(B * N, cfg.embed_dim, cfg.mlp_ratio, square=8192 if cuda else 2048)
+    probes = {d: GemmProbe(shapes, device, torch.bfloat16 if d == "bf16" else torch.float32)
+              for d in sorted({v["dtype"] for v in variants})}          # one ceiling per dtype a variant runs in
 
     # --- timed rounds: every variant once on the round's batch (rotating order), then one GEMM probe ------------------
     if cuda: torch.cuda.synchronize()
@@ -367,11 +379,12 @@ def main(argv=None) -> dict:
             if r >= args.warmup:
                 v["times"].append(dt); v["cpu"].append(dc)
                 if cuda: v["peak"] = max(v["peak"], torch.cuda.max_memory_allocated(device) / 2**20)
-        if r >= args.warmup: probe.probe()
+        if r >= args.warmup:
+            for pr in probes.values(): pr.probe()
     mem1 = maxrss_mib()
 
     # --- results --------------------------------------------------------------------------------------------------
-    ceilings = probe.round_ceilings()
+    ceilings_of = {d: pr.round_ceilings() for d, pr in probes.items()}
     peak_tf = cuda_peak_tflops(torch.cuda.get_device_name(device), bf16) if cuda else None
     rows = []
     for v in variants:
@@ -386,13 +399,13 @@ def main(argv=None) -> dict:
                    step_ms_median=1e3 * statistics.median(v["times"]), step_ms_p10=1e3 * pct(v["times"], 0.1), step_ms_p90=1e3 * pct(v["times"], 0.9),
                    cpu_ms_median=1e3 * statistics.median(v["cpu"]),
                    images_per_s=B / statistics.median(v["times"]), gflops_per_s=statistics.median(gfs),
-                   of_ceiling=statistics.median(x / c for x, c in zip(gfs, ceilings)))
+                   dtype=v["dtype"], of_ceiling=statistics.median(x / c for x, c in zip(gfs, ceilings_of[v["dtype"]])))
         if peak_tf: row["mfu"] = row["gflops_per_s"] / (1e3 * peak_tf)
         if cuda: row["peak_mib"] = v["peak"]
         rows.append(row)
     off = [v for v in variants if v["impl"] == "official"]
     for row, v in zip(rows, variants):   # ours vs official on the same batches, within each round
-        if off and v["impl"] == "ours" and v["masks"] == off[0]["masks"]:
+        if off and v["impl"] in ("ours", "ours-fp32") and v["masks"] == off[0]["masks"]:
             row["vs_official_images_per_s"] = statistics.median(o / t for o, t in zip(off[0]["times"], v["times"]))
             row["vs_official_cpu_time"] = statistics.median(o / t for o, t in zip(off[0]["cpu"], v["cpu"]))
     base = [v for v in variants if v["impl"] == "ours" and v["masks"] == "library"]
@@ -401,13 +414,14 @@ def main(argv=None) -> dict:
             row["vs_default_images_per_s"] = statistics.median(t / b for t, b in zip(base[0]["times"], v["times"]))
     res = dict(
         device=str(device), machine=machine_line(device, torch.get_num_threads()), load=load_line(), threads=torch.get_num_threads(),
-        torch=torch.__version__, bf16=bf16, quick=args.quick,
+        torch=torch.__version__, bf16=bf16, cpu_bf16=cpu_bf16, quick=args.quick,
         config=dict(embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.num_heads, pred_emb_dim=cfg.pred_emb_dim, pred_depth=cfg.pred_depth,
                     pred_num_heads=cfg.pred_num_heads or cfg.num_heads, img_size=cfg.img_size, patch_size=cfg.patch_size, in_chans=args.in_chans,
                     tokens=N, batch_size=B, masking=cfg.masking, num_pred_masks=masker.num_pred_masks, min_keep=cfg.min_keep, loss=cfg.loss),
         params_encoder=n_params[0], params_predictor=n_params[1], params_official=official.params if official else None,
         warmup=args.warmup, steps=args.steps, rows=rows,
-        gemm_ceiling_gflops=statistics.median(ceilings), gemm_per_shape=probe.per_shape(), gemm_dtype=str(probe.dtype).replace("torch.", ""),
+        gemm_ceiling_gflops={d: statistics.median(c) for d, c in ceilings_of.items()},
+        gemm_per_shape={d: pr.per_shape() for d, pr in probes.items()},
         device_peak_tflops=peak_tf, official_collator=off_stats,
         collate_ms=1e3 * statistics.median(t_coll), masks_ms=1e3 * statistics.median(t_mask),
         official_stat_masks_ms=1e3 * statistics.median(t_off) if args.masking == "multiblock" else None,
@@ -429,7 +443,8 @@ def print_table(r: dict) -> None:
     print(f"ViT {c['embed_dim']}x{c['depth']} ({c['num_heads']} heads, {r['params_encoder'] / 1e6:.2f} M params), "
           f"predictor {c['pred_emb_dim']}x{c['pred_depth']} ({r['params_predictor'] / 1e6:.2f} M), {c['img_size']}x{c['img_size']}x{c['in_chans']} "
           f"images, patch {c['patch_size']} ({c['tokens']} tokens), batch {c['batch_size']}, {c['masking']} masks "
-          f"(K={c['num_pred_masks']}, min_keep {c['min_keep']}), loss {c['loss']}, bf16 {r['bf16']}\n")
+          f"(K={c['num_pred_masks']}, min_keep {c['min_keep']}), loss {c['loss']}, bf16 autocast "
+          f"{'CUDA' if r['bf16'] else 'CPU (bf16 units, the library default at this width)' if r['cpu_bf16'] else 'off'}\n")
     print(f"{r['machine']}; {r['load']}; {r['warmup']} warm-up + {r['steps']} timed rounds\n")
     fmt = [("context tokens M, mean (median)", lambda x: f"{x['ctx_tokens_mean']:.1f} ({x['ctx_tokens_median']:.0f})"),
            ("target tokens T per block, mean", lambda x: f"{x['tgt_tokens_mean']:.1f}"),
@@ -439,7 +454,7 @@ def print_table(r: dict) -> None:
            ("CPU time of the process / step, median (ms)", lambda x: f"{x['cpu_ms_median']:.1f}"),
            ("images / s", lambda x: f"{x['images_per_s']:.1f}"),
            ("achieved GFLOP/s", lambda x: f"{x['gflops_per_s']:.1f}"),
-           ("of GEMM ceiling", lambda x: f"{100 * x['of_ceiling']:.0f} %")]
+           ("of GEMM ceiling (its dtype's)", lambda x: f"{100 * x['of_ceiling']:.0f} % ({x['dtype']})")]
     if any("mfu" in x for x in rows): fmt.append(("MFU (data-sheet peak)", lambda x: f"{100 * x['mfu']:.1f} %" if "mfu" in x else ""))
     if any("peak_mib" in x for x in rows): fmt.append(("peak memory (MiB)", lambda x: f"{x['peak_mib']:.0f}" if "peak_mib" in x else ""))
     if any("vs_default_images_per_s" in x for x in rows):
@@ -450,17 +465,20 @@ def print_table(r: dict) -> None:
     print("| metric | " + " | ".join(x["name"] for x in rows) + " |\n|---|" + "---|" * len(rows))
     for name, f in fmt: print(f"| {name} | " + " | ".join(f(x) for x in rows) + " |")
     eq = [x for x in rows if "vs_official_images_per_s" in x]
-    if eq:
-        x = eq[0]
+    for x in eq:
         print(f"\nat equal work ({x['name']} vs the official step on the same batches, {x['gflop_per_step']:.1f} vs "
               f"{[o for o in rows if o['impl'] == 'official'][0]['gflop_per_step']:.1f} GFLOP/step): {x['vs_official_images_per_s']:.2f}x its images/s "
               f"(goal >= 1.3x); {100 * x['of_ceiling']:.0f} % of the GEMM ceiling (goal >= 60 %)")
-    else:
+    if not eq:
         print("\nofficial step: not run (pass --official PATH to a facebookresearch/ijepa checkout, or set IJEPA_OFFICIAL)")
-    print(f"\nGEMM ceiling ({r['gemm_dtype']}, same threads, probed between the steps): {r['gemm_ceiling_gflops']:.1f} GFLOP/s"
+    ceil = r["gemm_ceiling_gflops"]
+    print(f"\nGEMM ceiling (same threads, probed between the steps): "
+          + ", ".join(f"{d} {g:.1f} GFLOP/s" for d, g in ceil.items())
           + (f"; device data-sheet peak {r['device_peak_tflops']:.0f} TFLOP/s" if r["device_peak_tflops"] else ""))
-    print("| GEMM | GFLOP/s (median of probes) |\n|---|---|")
-    for k, v in r["gemm_per_shape"].items(): print(f"| {k} | {v:.1f} |")
+    dts = list(r["gemm_per_shape"])
+    print("| GEMM | " + " | ".join(f"{d} GFLOP/s (median of probes)" for d in dts) + " |\n|---|" + "---|" * len(dts))
+    for k in r["gemm_per_shape"][dts[0]]:
+        print(f"| {k} | " + " | ".join(f"{r['gemm_per_shape'][d][k]:.1f}" for d in dts) + " |")
     if r["official_collator"]:
         o = r["official_collator"]
         print(f"\nofficial MaskCollator itself ({o['batches']} batches of {c['batch_size']}): context tokens {o['ctx_mean']:.1f} mean, "
