@@ -39,8 +39,6 @@ class MaskSample(NamedTuple):
     tgt_idx: list
 
 
-
-
 def _check_range(name: str, r, lo: float, hi: float) -> tuple[float, float]:
     if not isinstance(r, (tuple, list)) or len(r) != 2 or not (lo < r[0] <= r[1] <= hi):
         raise ValueError(f"{name} must be a range (min, max) with {lo} < min <= max <= {hi}, got {r!r}")
