@@ -42,11 +42,12 @@ main: setup ## the main job: the cpu tier on the embedded mnist5k digits, checke
 
 # --- tests ------------------------------------------------------------------------------
 # Lessons and tests run two at a time, one thread each: on CI's 2 cores the course's small models gain little from a
-# second thread, and most of a test's time is single-threaded (imports, kernels, subprocesses).
+# second thread, and most of a test's time is single-threaded (imports, kernels, subprocesses). Both start their
+# longest items first (ci/test_lessons.py; tests/conftest.py with --dist worksteal) so the two workers end together.
 test: setup browser ## the whole test suite (what CI's .ci/run calls)
 	$(BIN)/python ci/check_sync.py
-	OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2 --timing --skip-file-re '^(_|\.|1[0-9]_)'
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -x -n 2 --durations=12 tests
+	OMP_NUM_THREADS=1 $(BIN)/python ci/test_lessons.py --jobs 2
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -x -n 2 --dist worksteal --durations=12 tests
 
 # --- development helpers ----------------------------------------------------------------
 export: setup ## notebooks -> jepa_nb/, clean the notebooks, regenerate README.md

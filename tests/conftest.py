@@ -1,0 +1,22 @@
+"""Test order for `make test` (pytest -n 2 --dist worksteal): the longest tests first, so that neither worker is left
+running one long test alone at the end while the other idles (longest-processing-time-first scheduling).
+
+The durations are the ones `--durations` printed on 2 cores; a test not named here keeps its place after them.
+Only the order changes: every test still runs, and each is independent of the others."""
+
+LONGEST_FIRST = [   # node-id substrings, longest first (seconds measured on CI's 2 cores, under -n 2)
+    "test_experiments.py::test_smoke_tier_reproduces_references",                          # ~250 s
+    "test_distributed.py::test_experiment_10_with_two_processes_gives_the_one_process_results",   # ~65 s
+    "test_faults.py::test_kill_9_then_resume_is_bit_identical",                             # ~65 s with its setup
+    "test_experiments.py::test_jepa_score_runs_with_a_random_timm_encoder",                 # ~37 s
+    "test_runner.py::test_run_complete",                                                    # ~35 s (fixture)
+    "test_experiments.py::test_probe_runs_with_a_timm_weights_file",                        # ~30 s
+]
+
+
+def _rank(item) -> int:
+    return next((i for i, key in enumerate(LONGEST_FIRST) if key in item.nodeid), len(LONGEST_FIRST))
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=_rank)   # stable: the others keep their collected order
