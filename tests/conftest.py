@@ -4,7 +4,7 @@ running one long test alone at the end while the other idles (longest-processing
 The durations are the ones `--durations` printed on 2 cores; a test not named here keeps its place after them.
 Only the order changes: every test still runs, and each is independent of the others."""
 
-LONGEST_FIRST = [   # node-id substrings, longest first (seconds measured on CI's 2 cores, under -n 2)
+LONGEST_FIRST = [   # node-id substrings, longest first (seconds measured on a 2-vCPU VM, under -n 2)
     "test_experiments.py::test_smoke_tier_reproduces_references",                          # ~250 s
     "test_distributed.py::test_experiment_10_with_two_processes_gives_the_one_process_results",   # ~65 s
     "test_experiments.py::test_jepa_score_runs_with_a_random_timm_encoder",                 # ~37 s
