@@ -26,8 +26,8 @@ from .backbones import TimmInput, timm_encoder, timm_transform
 # %% auto #0
 __all__ = ['PROGRESS_ENV', 'as_pooled', 'eval_mode', 'show_progress', 'progress_bar', 'extract_features', 'pixel_features',
            'ProbeResult', 'linear_probe', 'balanced_subset', 'knn_predict', 'knn_probe', 'covariance_spectrum',
-           'plot_covariance_spectrum', 'random_init_like', 'evaluate_encoders', 'extract_tokens', 'pixel_tokens',
-           'AttentiveProbe', 'attentive_probe', 'timm_spec', 'timm_experiment_encoder']
+           'plot_covariance_spectrum', 'random_init_like', 'evaluate_encoders', 'paired_margin', 'extract_tokens',
+           'pixel_tokens', 'AttentiveProbe', 'attentive_probe', 'timm_spec', 'timm_experiment_encoder']
 
 # %% ../nbs/07_eval.ipynb #bad496f7
 def as_pooled(encoder):
@@ -139,6 +139,7 @@ class ProbeResult:
     C: float                   # inverse L2 strength chosen on the validation split
     val_acc: float             # validation accuracy of the chosen C
     val_accs: dict             # C -> validation accuracy
+    test_pred: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)   # its test predictions
 
 
 def _np(x) -> np.ndarray:
@@ -176,8 +177,9 @@ def linear_probe(train_x, train_y, test_x, test_y, *, Cs: Sequence[float] = (0.0
                 for C in Cs}
     best = max(val_accs, key=lambda C: (val_accs[C], -C))           # ties: the stronger regularisation
     clf = _fit_logreg(train_x, train_y, best, max_iter)
-    return ProbeResult(float(clf.score(test_x, test_y)), float(clf.score(train_x, train_y)), best,
-                       val_accs[best], val_accs)
+    test_pred = clf.predict(test_x)
+    return ProbeResult(float((test_pred == test_y).mean()), float(clf.score(train_x, train_y)), best,
+                       val_accs[best], val_accs, test_pred)
 
 # %% ../nbs/07_eval.ipynb #ab80a379
 def balanced_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
@@ -271,6 +273,19 @@ def evaluate_encoders(encoders: Mapping[str, Callable | None], train: ImageData,
         feats[name] = (ftr, fte) if return_features == "both" else fte
     df = pd.DataFrame(rows).set_index("encoder")
     return (df, feats) if return_features else df
+
+# %% ../nbs/07_eval.ipynb #401f3531
+def paired_margin(correct, baseline_correct, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+    "Accuracy of `correct` minus `baseline_correct` (same items): paired-bootstrap SE, interval, disagreement share."
+    a, b = (np.asarray(_np(v), dtype=np.float64).ravel() for v in (correct, baseline_correct))
+    if a.shape != b.shape or not len(a):
+        raise ValueError(f"correct and baseline_correct must be non-empty and of one length, got {len(a)} and {len(b)}")
+    if n_boot < 2 or not 0 < level < 1: raise ValueError(f"need n_boot >= 2 and 0 < level < 1, got {n_boot}, {level}")
+    d, N, rng = a - b, len(a), np.random.default_rng(seed)            # resampled 256 test sets at a time
+    boot = np.concatenate([d[rng.integers(0, N, (min(256, n_boot - i), N))].mean(1) for i in range(0, n_boot, 256)])
+    lo, hi = np.percentile(boot, [50 * (1 - level), 50 * (1 + level)])
+    return {"margin": float(d.mean()), "se": float(boot.std(ddof=1)), "lo": float(lo), "hi": float(hi),
+            "disagree": float((d != 0).mean())}
 
 # %% ../nbs/07_eval.ipynb #6cfa74c7
 def extract_tokens(encoder: ViTEncoder, data: ImageData | torch.Tensor, *, batch_size: int = 256,

@@ -23,6 +23,16 @@ def test_smoke_tier_reproduces_references(tmp_path):
     md = (out / "report" / "report.md").read_text()
     assert "## Figures of each run" in md and "efficiency.png" in md and "predictor_decoded.png" in md   # 15's figures, in the report
     assert all((out / "report" / l.split("](")[1].rstrip(")")).is_file() for l in md.splitlines() if l.startswith("![")) 
+    # ci/probe_noise.py refits the run's own probes (it exits 1 if its margins differ from results.json) and brackets them
+    r = subprocess.run([sys.executable, str(ROOT / "ci" / "probe_noise.py"), str(out / "10_pretrain"), "--n-boot", "500"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = json.loads((out / "10_pretrain" / "results.json").read_text())
+    rows = [l.split(" | ") for l in r.stdout.splitlines() if l.startswith(f"| {out / '10_pretrain'} |")]
+    assert [row[2] for row in rows] == ["linear", "knn"], r.stdout
+    for row, key in zip(rows, ("linear_margin", "knn_margin")):
+        lo, hi = (float(v) for v in row[5].split(" .. "))
+        assert float(row[3]) == round(100 * res[key], 1) and lo <= float(row[3]) <= hi and float(row[4]) > 0, row
 
 
 def _run(args, tmp_path):
@@ -148,3 +158,14 @@ def test_runs_side_by_side_behave_like_runs_in_turn(tmp_path, capsys):
     assert sh_all(cmds, jobs=1) == 3 and not (tmp_path / "ran2").exists()          # in turn: stops at the failure
     assert sh_all(cmds, jobs=1, keep_going=True) == 3 and (tmp_path / "ran2").exists()
     assert default_jobs("smoke") == 1 and default_jobs("gpu") == 1 and 1 <= default_jobs("cpu") <= 2
+
+
+def test_probe_noise_refuses_a_folder_that_is_not_a_run(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "ci" / "probe_noise.py"), str(tmp_path)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and "not an experiment-10 run folder with checkpoint.pt and params.json" in r.stderr, r.stderr
+    (tmp_path / "params.json").write_text(json.dumps({"params": {"dataset": "mnist5k", "seed": 0}}))
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    r = subprocess.run([sys.executable, str(ROOT / "ci" / "probe_noise.py"), str(tmp_path)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and f"cannot refit the probes of {tmp_path}" in r.stderr, r.stderr[-2000:]

@@ -1,0 +1,75 @@
+"""How much of a pretraining run's margin over its untrained twin is the test set's sampling noise?
+
+    python ci/probe_noise.py RUN_DIR [RUN_DIR ...] [--n-boot 2000]
+
+For each experiment-10 run folder (its checkpoint.pt and params.json), the linear and kNN probes of the evaluated
+encoder and of its untrained twin are refit exactly as the notebook fits them (same images, transform, seed and
+probe), and `jepa_nb.eval.paired_margin` resamples the test images with each image's pair of outcomes kept together.
+Prints one row per run and probe: the margin in points, its bootstrap standard error, the 95 % interval and the share
+of test images the two encoders disagree on. Exit status 1 if a refit margin differs from the run's results.json
+(the probes would not be the run's), 2 if a folder is not a run whose checkpoint loads. Used for the note on seed 6
+in experiment 14 ("How much of a seed's margin is the test set's noise?") and the README.
+"""
+import argparse, json, sys
+from pathlib import Path
+
+
+def noise(run_dir: Path, n_boot: int) -> list[dict]:
+    from jepa_nb.checkpoint import eval_transform, load_pretrained
+    from jepa_nb.data import load_data
+    from jepa_nb.dataparams import load_options
+    from jepa_nb.eval import extract_features, knn_predict, linear_probe, paired_margin
+    from jepa_nb.vit import PooledEncoder, build_encoder
+    params = json.loads((run_dir / "params.json").read_text())["params"]
+    model, cfg, _ = load_pretrained(run_dir / "checkpoint.pt")
+    opts = load_options(params["dataset"], params.get("image_mode", ""), params.get("image_size", 0))
+    full_train = load_data(params["dataset"], "train", seed=params["seed"], **opts)
+    test = load_data(params["dataset"], "test", seed=params["seed"], **opts)
+    probe_train, tf = full_train.head(params.get("n_probe", 0)), eval_transform(cfg, full_train)
+    encoders = {"pretrained": PooledEncoder(model.target_encoder).eval(),
+                "twin": PooledEncoder(build_encoder(cfg, full_train.images.shape[1])).eval()}   # the notebook's twin
+    right, y = {}, test.labels.numpy()
+    for name, enc in encoders.items():
+        ftr, fte = (extract_features(enc, d, transform=tf) for d in (probe_train, test))
+        lin = linear_probe(ftr, probe_train.labels, fte, test.labels, seed=params["seed"])
+        right[name, "linear"] = lin.test_pred == y
+        right[name, "knn"] = knn_predict(ftr, probe_train.labels, fte).numpy() == y
+    results = json.loads((run_dir / "results.json").read_text())
+    rows = []
+    for probe in ("linear", "knn"):
+        pm = paired_margin(right["pretrained", probe], right["twin", probe], n_boot=n_boot, seed=params["seed"])
+        rows.append({"run": str(run_dir), "seed": params["seed"], "probe": probe, **pm,
+                     "recorded": results.get(f"{probe}_margin")})
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", type=Path, help="experiment-10 run folders (checkpoint.pt, params.json)")
+    ap.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of the test set")
+    a = ap.parse_args(argv)
+    missing = [str(r) for r in a.runs if not (r / "checkpoint.pt").is_file() or not (r / "params.json").is_file()]
+    if missing: ap.error(f"not an experiment-10 run folder with checkpoint.pt and params.json: {missing}")
+    bad = 0
+    print("| run | seed | probe | margin (points) | bootstrap SE | 95 % interval | test images they disagree on |")
+    print("|---|---|---|---|---|---|---|")
+    from jepa_nb.checkpoint import CheckpointError
+    from jepa_nb.config import ConfigError
+    for r in a.runs:
+        try: rows = noise(r, a.n_boot)
+        except (CheckpointError, ConfigError, KeyError) as e:     # a foreign or damaged run: say which, and why
+            print(f"probe_noise.py: cannot refit the probes of {r}: {e}", file=sys.stderr)
+            return 2
+        for row in rows:
+            print(f"| {row['run']} | {row['seed']} | {row['probe']} | {100 * row['margin']:+.1f} | "
+                  f"{100 * row['se']:.2f} | {100 * row['lo']:+.1f} .. {100 * row['hi']:+.1f} | "
+                  f"{100 * row['disagree']:.1f} % |", flush=True)
+            if row["recorded"] is not None and abs(row["recorded"] - row["margin"]) > 1e-9:
+                print(f"  the run's results.json says {row['probe']}_margin {row['recorded']:+.4f}: "
+                      "these are not its probes")
+                bad += 1
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
