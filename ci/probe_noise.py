@@ -20,25 +20,24 @@ def noise(run_dir: Path, n_boot: int) -> list[dict]:
     from jepa_nb.dataparams import load_options
     from jepa_nb.eval import extract_features, knn_predict, linear_probe, paired_margin
     from jepa_nb.vit import PooledEncoder, build_encoder
-    params = json.loads((run_dir / "params.json").read_text())["params"]
+    params = json.loads((run_dir / "params.json").read_text())["params"]     # n_probe is not a config field
     model, cfg, _ = load_pretrained(run_dir / "checkpoint.pt")
-    opts = load_options(params["dataset"], params.get("image_mode", ""), params.get("image_size", 0))
-    full_train = load_data(params["dataset"], "train", seed=params["seed"], **opts)
-    test = load_data(params["dataset"], "test", seed=params["seed"], **opts)
+    opts = load_options(cfg.dataset, cfg.image_mode, cfg.image_size)       # the data as the run read it
+    full_train, test = (load_data(cfg.dataset, split, seed=cfg.seed, **opts) for split in ("train", "test"))
     probe_train, tf = full_train.head(params.get("n_probe", 0)), eval_transform(cfg, full_train)
     encoders = {"pretrained": PooledEncoder(model.target_encoder).eval(),
                 "twin": PooledEncoder(build_encoder(cfg, full_train.images.shape[1])).eval()}   # the notebook's twin
     right, y = {}, test.labels.numpy()
     for name, enc in encoders.items():
         ftr, fte = (extract_features(enc, d, transform=tf) for d in (probe_train, test))
-        lin = linear_probe(ftr, probe_train.labels, fte, test.labels, seed=params["seed"])
+        lin = linear_probe(ftr, probe_train.labels, fte, test.labels, seed=cfg.seed)
         right[name, "linear"] = lin.test_pred == y
         right[name, "knn"] = knn_predict(ftr, probe_train.labels, fte).numpy() == y
     results = json.loads((run_dir / "results.json").read_text())
     rows = []
     for probe in ("linear", "knn"):
-        pm = paired_margin(right["pretrained", probe], right["twin", probe], n_boot=n_boot, seed=params["seed"])
-        rows.append({"run": str(run_dir), "seed": params["seed"], "probe": probe, **pm,
+        pm = paired_margin(right["pretrained", probe], right["twin", probe], n_boot=n_boot, seed=cfg.seed)
+        rows.append({"run": str(run_dir), "seed": cfg.seed, "probe": probe, **pm,
                      "recorded": results.get(f"{probe}_margin")})
     return rows
 
@@ -50,11 +49,11 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     missing = [str(r) for r in a.runs if not (r / "checkpoint.pt").is_file() or not (r / "params.json").is_file()]
     if missing: ap.error(f"not an experiment-10 run folder with checkpoint.pt and params.json: {missing}")
+    from jepa_nb.checkpoint import CheckpointError
+    from jepa_nb.config import ConfigError
     bad = 0
     print("| run | seed | probe | margin (points) | bootstrap SE | 95 % interval | test images they disagree on |")
     print("|---|---|---|---|---|---|---|")
-    from jepa_nb.checkpoint import CheckpointError
-    from jepa_nb.config import ConfigError
     for r in a.runs:
         try: rows = noise(r, a.n_boot)
         except (CheckpointError, ConfigError, KeyError) as e:     # a foreign or damaged run: say which, and why
