@@ -5,6 +5,8 @@
 For each experiment-10 run folder (its checkpoint.pt and params.json), the linear and kNN probes of the evaluated
 encoder and of its untrained twin are refit exactly as the notebook fits them (same images, transform, seed and
 probe), and `jepa_nb.eval.paired_margin` resamples the test images with each image's pair of outcomes kept together.
+The same for the probes on whitened features (lesson 07's `whiten=True`, which an invertible linear map of the
+features cannot move); a run made before those existed has no recorded value for them to check against.
 Prints one row per run and probe: the margin in points, its bootstrap standard error, the 95 % interval and the share
 of test images the two encoders disagree on. Exit status 1 if a refit margin differs from the run's results.json
 (the probes would not be the run's), 2 if a folder is not a run whose checkpoint loads. Used for the note on seed 6
@@ -18,7 +20,7 @@ def noise(run_dir: Path, n_boot: int) -> list[dict]:
     from jepa_nb.checkpoint import eval_transform, load_pretrained
     from jepa_nb.data import load_data
     from jepa_nb.dataparams import load_options
-    from jepa_nb.eval import extract_features, knn_predict, linear_probe, paired_margin
+    from jepa_nb.eval import extract_features, knn_predict, linear_probe, paired_margin, whiten_features
     from jepa_nb.vit import PooledEncoder, build_encoder
     params = json.loads((run_dir / "params.json").read_text())["params"]     # n_probe is not a config field
     model, cfg, _ = load_pretrained(run_dir / "checkpoint.pt")
@@ -30,15 +32,18 @@ def noise(run_dir: Path, n_boot: int) -> list[dict]:
     right, y = {}, test.labels.numpy()
     for name, enc in encoders.items():
         ftr, fte = (extract_features(enc, d, transform=tf) for d in (probe_train, test))
-        lin = linear_probe(ftr, probe_train.labels, fte, test.labels, seed=cfg.seed)
-        right[name, "linear"] = lin.test_pred == y
-        right[name, "knn"] = knn_predict(ftr, probe_train.labels, fte).numpy() == y
+        for white in (False, True):                                         # lesson 07: whiten=True
+            sfx = "_white" if white else ""
+            lin = linear_probe(ftr, probe_train.labels, fte, test.labels, seed=cfg.seed, whiten=white)
+            right[name, "linear" + sfx] = lin.test_pred == y
+            a, b = whiten_features(ftr, fte) if white else (ftr, fte)
+            right[name, "knn" + sfx] = knn_predict(a, probe_train.labels, b).numpy() == y
     results = json.loads((run_dir / "results.json").read_text())
     rows = []
-    for probe in ("linear", "knn"):
+    for probe in ("linear", "knn", "linear_white", "knn_white"):
         pm = paired_margin(right["pretrained", probe], right["twin", probe], n_boot=n_boot, seed=cfg.seed)
-        rows.append({"run": str(run_dir), "seed": cfg.seed, "probe": probe, **pm,
-                     "recorded": results.get(f"{probe}_margin")})
+        key = probe.replace("_white", "_margin_white") if probe.endswith("_white") else f"{probe}_margin"
+        rows.append({"run": str(run_dir), "seed": cfg.seed, "probe": probe, **pm, "recorded": results.get(key)})
     return rows
 
 

@@ -25,9 +25,9 @@ from .backbones import TimmInput, timm_encoder, timm_transform
 
 # %% auto #0
 __all__ = ['PROGRESS_ENV', 'as_pooled', 'eval_mode', 'show_progress', 'progress_bar', 'extract_features', 'pixel_features',
-           'ProbeResult', 'linear_probe', 'balanced_subset', 'knn_predict', 'knn_probe', 'covariance_spectrum',
-           'plot_covariance_spectrum', 'random_init_like', 'evaluate_encoders', 'paired_margin', 'extract_tokens',
-           'pixel_tokens', 'AttentiveProbe', 'attentive_probe', 'timm_spec', 'timm_experiment_encoder']
+           'ProbeResult', 'linear_probe', 'balanced_subset', 'knn_predict', 'knn_probe', 'whiten_features',
+           'covariance_spectrum', 'plot_covariance_spectrum', 'random_init_like', 'evaluate_encoders', 'paired_margin',
+           'timm_spec', 'timm_experiment_encoder']
 
 # %% ../nbs/07_eval.ipynb #bad496f7
 def as_pooled(encoder):
@@ -141,6 +141,11 @@ class ProbeResult:
     val_accs: dict             # C -> validation accuracy
     test_pred: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)   # its test predictions
 
+    @property
+    def at_edge(self) -> bool:
+        "The chosen C is the smallest or largest of several tried: the best penalty may lie outside the grid."
+        return len(self.val_accs) > 1 and self.C in (min(self.val_accs), max(self.val_accs))
+
 
 def _np(x) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
@@ -162,9 +167,10 @@ def _fit_logreg(x, y, C, max_iter):
 
 
 def linear_probe(train_x, train_y, test_x, test_y, *, Cs: Sequence[float] = (0.01, 0.1, 1.0, 10.0),
-                 val_frac: float = 0.2, seed: int = 0, max_iter: int = 1000) -> ProbeResult:
+                 val_frac: float = 0.2, seed: int = 0, max_iter: int = 1000, whiten: bool = False) -> ProbeResult:
     ("Multinomial logistic regression on standardised features; "
-     "C chosen on a stratified validation split of the train set, then refit.")
+     "C chosen on a stratified validation split of the train set, then refit. "
+     "`whiten`: on the features PCA-whitened with the train set's statistics (`whiten_features`).")
     from sklearn.model_selection import train_test_split
     train_x, train_y, test_x, test_y = (_np(v) for v in (train_x, train_y, test_x, test_y))
     _check_xy(train_x, train_y, "train"); _check_xy(test_x, test_y, "test")
@@ -172,6 +178,7 @@ def linear_probe(train_x, train_y, test_x, test_y, *, Cs: Sequence[float] = (0.0
         raise ValueError(f"train and test features differ in width: {train_x.shape[1]} vs {test_x.shape[1]}")
     if not Cs: raise ValueError("Cs must name at least one regularisation value")
     if not 0 < val_frac < 1: raise ValueError(f"val_frac must be in (0, 1), got {val_frac}")
+    if whiten: train_x, test_x = (v.numpy() for v in whiten_features(train_x, test_x))
     tr, va = train_test_split(np.arange(len(train_x)), test_size=val_frac, random_state=seed, stratify=train_y)
     val_accs = {float(C): float(_fit_logreg(train_x[tr], train_y[tr], C, max_iter).score(train_x[va], train_y[va]))
                 for C in Cs}
@@ -208,12 +215,31 @@ def knn_predict(train_x: torch.Tensor, train_y: torch.Tensor, x: torch.Tensor, k
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
 
 
-def knn_probe(train_x, train_y, test_x, test_y, k: int = 20, T: float = 0.07, batch_size: int = 1024) -> float:
-    "Test accuracy of the weighted cosine kNN classifier (DINO's protocol: k=20, T=0.07)."
+def knn_probe(train_x, train_y, test_x, test_y, k: int = 20, T: float = 0.07, batch_size: int = 1024,
+              whiten: bool = False) -> float:
+    ("Test accuracy of the weighted cosine kNN classifier (DINO's protocol: k=20, T=0.07); "
+     "`whiten`: on the features PCA-whitened with the train set's statistics (`whiten_features`).")
     test_y = torch.as_tensor(test_y).long()
     if test_y.shape != (len(test_x),):
         raise ValueError(f"test_y must be labels ({len(test_x)},), got shape {tuple(test_y.shape)}")
+    if whiten: train_x, test_x = whiten_features(train_x, test_x)
     return float((knn_predict(train_x, train_y, test_x, k, T, batch_size) == test_y).double().mean())
+
+# %% ../nbs/07_eval.ipynb #a736caf5
+def whiten_features(train_x, test_x) -> tuple[torch.Tensor, torch.Tensor]:
+    ("PCA whitening fitted on `train_x` (N, K), applied to both: centred with the train mean, projected on the train "
+     "covariance's eigenvectors and scaled to unit variance; directions with variance < 1e-12 x the largest dropped.")
+    tr, te = (torch.as_tensor(_np(v), dtype=torch.float64) for v in (train_x, test_x))
+    if tr.ndim != 2 or len(tr) < 2:
+        raise ValueError(f"train_x must be features (N >= 2, K), got shape {tuple(tr.shape)}")
+    if te.ndim != 2 or te.shape[1] != tr.shape[1]:
+        raise ValueError(f"test_x must be features (M, {tr.shape[1]}) like train_x, got shape {tuple(te.shape)}")
+    mu = tr.mean(0)
+    ev, vecs = torch.linalg.eigh(torch.cov((tr - mu).T).reshape(tr.shape[1], tr.shape[1]))   # ascending
+    if not ev[-1] > 0: raise ValueError("train_x has no variance to whiten (every feature is constant)")
+    keep = ev > 1e-12 * ev[-1]                                       # float32 rounding is ~1e-14
+    w = vecs[:, keep] / ev[keep].sqrt()                                  # (K, K'): the whitening map
+    return (tr - mu) @ w, (te - mu) @ w
 
 # %% ../nbs/07_eval.ipynb #789580eb
 def covariance_spectrum(features: torch.Tensor) -> torch.Tensor:
@@ -255,7 +281,8 @@ def evaluate_encoders(encoders: Mapping[str, Callable | None], train: ImageData,
                       transform: Callable | None = None, batch_size: int = 256, k: int = 20, T: float = 0.07,
                       Cs: Sequence[float] = (0.01, 0.1, 1.0, 10.0), seed: int = 0, device=None,
                       return_features: bool | str = False, progress: bool | None = None):
-    ("One row per named encoder (None = raw pixels): linear/kNN accuracy, effective rank, mean feature std, width; "
+    ("One row per named encoder (None = raw pixels): linear/kNN accuracy (also on whitened features), effective rank, "
+     "mean feature std, width; "
      "`return_features`: True = also the test features, 'both' = (train, test) features, per name.")
     import pandas as pd
     rows, feats = [], {}
@@ -267,8 +294,11 @@ def evaluate_encoders(encoders: Mapping[str, Callable | None], train: ImageData,
             fte = extract_features(enc, test, batch_size=batch_size, transform=transform, device=device,
                                    progress=progress)
         lin = linear_probe(ftr, train.labels, fte, test.labels, Cs=Cs, seed=seed)
-        rows.append(dict(encoder=name, dim=ftr.shape[1], linear_acc=lin.acc, C=lin.C,
+        rows.append(dict(encoder=name, dim=ftr.shape[1], linear_acc=lin.acc, C=lin.C, C_at_edge=lin.at_edge,
                          knn_acc=knn_probe(ftr, train.labels, fte, test.labels, k=k, T=T),
+                         linear_acc_white=linear_probe(ftr, train.labels, fte, test.labels, Cs=Cs, seed=seed,
+                                                       whiten=True).acc,
+                         knn_acc_white=knn_probe(ftr, train.labels, fte, test.labels, k=k, T=T, whiten=True),
                          effective_rank=effective_rank(fte), mean_std=float(feature_std(fte).mean())))
         feats[name] = (ftr, fte) if return_features == "both" else fte
     df = pd.DataFrame(rows).set_index("encoder")
@@ -287,75 +317,16 @@ def paired_margin(correct, baseline_correct, *, n_boot: int = 2000, level: float
     return {"margin": float(d.mean()), "se": float(boot.std(ddof=1)), "lo": float(lo), "hi": float(hi),
             "disagree": float((d != 0).mean())}
 
-# %% ../nbs/07_eval.ipynb #6cfa74c7
-def extract_tokens(encoder: ViTEncoder, data: ImageData | torch.Tensor, *, batch_size: int = 256,
-                   transform: Callable | None = None, device=None, progress: bool | None = None) -> torch.Tensor:
-    "Final tokens (N, T, D) of a `ViTEncoder` (or anything returning (B, T, D)), float32 on the CPU."
-    images = _images_of(data)
-    dev, out = _device_of(encoder, device), []
-    with eval_mode(encoder), torch.inference_mode():
-        for i in progress_bar(range(0, len(images), batch_size), progress, desc="extract_tokens", unit="batch"):
-            z = encoder(_prepare(images[i:i + batch_size], transform).to(dev))
-            if z.ndim != 3:
-                raise ValueError(f"extract_tokens needs an encoder returning tokens (B, T, D), got {tuple(z.shape)}")
-            out.append(z.float().cpu())
-    return torch.cat(out)
+# %% ../nbs/07_eval.ipynb #a46c3cee
+_MOVED = {n: "jepa_nb.readout" for n in ("extract_tokens", "pixel_tokens", "AttentiveProbe", "attentive_probe")}
 
 
-def pixel_tokens(data: ImageData | torch.Tensor, patch_size: int, *, transform: Callable | None = None) -> torch.Tensor:
-    "The raw-pixel baseline as tokens: non-overlapping patches (N, T, C*p*p) of the (transformed) images."
-    x = _prepare(_images_of(data), transform).float()                      # (N, C, H, W)
-    if x.shape[-1] % patch_size or x.shape[-2] % patch_size:
-        raise ValueError(f"image side {tuple(x.shape[-2:])} is not divisible by patch_size {patch_size}")
-    return nn.functional.unfold(x, patch_size, stride=patch_size).transpose(1, 2).contiguous()   # (N, T, C*p*p)
-
-# %% ../nbs/07_eval.ipynb #f40e8e23
-class AttentiveProbe(nn.Module):
-    "A learned query cross-attends over frozen tokens (B, T, D); a linear head classifies the pooled vector."
-    def __init__(self, dim: int, num_classes: int, num_heads: int = 4):
-        super().__init__()
-        if dim % num_heads: num_heads = 1                                  # e.g. 16-dim pixel patches with 3 heads
-        self.query = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
-        self.norm = nn.LayerNorm(dim)
-        self.attn = nn.MultiheadAttention(dim, num_heads, batch_first=True)
-        self.head = nn.Linear(dim, num_classes)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        kv = self.norm(tokens)                                              # (B, T, D)
-        pooled, _ = self.attn(self.query.expand(len(tokens), -1, -1), kv, kv, need_weights=False)   # (B, 1, D)
-        return self.head(pooled.squeeze(1))                                 # (B, classes)
-
-# %% ../nbs/07_eval.ipynb #fa13bf2e
-def attentive_probe(train_tokens: torch.Tensor, train_y, test_tokens: torch.Tensor, test_y, *, epochs: int = 20,
-                    lr: float = 3e-3, weight_decay: float = 0.05, batch_size: int = 64, val_frac: float = 0.1,
-                    num_heads: int = 4, seed: int = 0) -> ProbeResult:
-    ("Train an `AttentiveProbe` on frozen tokens (N, T, D); keep the best-validation epoch; "
-     "test accuracy in a `ProbeResult` (C = that epoch).")
-    from sklearn.model_selection import train_test_split
-    train_y, test_y = torch.as_tensor(train_y).long(), torch.as_tensor(test_y).long()
-    if train_tokens.ndim != 3 or test_tokens.ndim != 3 or train_tokens.shape[2] != test_tokens.shape[2]:
-        raise ValueError(f"attentive_probe needs tokens (N, T, D) of one width, "
-                         f"got {tuple(train_tokens.shape)} and {tuple(test_tokens.shape)}")
-    tr, va = train_test_split(np.arange(len(train_y)), test_size=val_frac, random_state=seed, stratify=train_y.numpy())
-    tr, va = torch.as_tensor(tr), torch.as_tensor(va)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        probe = AttentiveProbe(train_tokens.shape[2], int(train_y.max()) + 1, num_heads)
-        opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=weight_decay)
-        acc = lambda x, y: float((probe(x).argmax(1) == y).float().mean())
-        best, best_state, val_accs = -1.0, None, {}
-        for ep in range(epochs):
-            probe.train()
-            for b in torch.randperm(len(tr)).split(batch_size):
-                loss = nn.functional.cross_entropy(probe(train_tokens[tr[b]]), train_y[tr[b]])
-                opt.zero_grad(); loss.backward(); opt.step()
-            probe.eval()
-            with torch.no_grad(): val_accs[ep + 1] = acc(train_tokens[va], train_y[va])
-            if val_accs[ep + 1] > best: best, best_state = val_accs[ep + 1], copy.deepcopy(probe.state_dict())
-        probe.load_state_dict(best_state); probe.eval()
-        with torch.no_grad(): test_acc, train_acc = acc(test_tokens, test_y), acc(train_tokens[tr], train_y[tr])
-    best_ep = max(val_accs, key=val_accs.get)
-    return ProbeResult(test_acc, train_acc, float(best_ep), best, val_accs)
+def __getattr__(name: str):
+    "Names that moved out of this module: the object from its new home, with a FutureWarning (gone next release)."
+    if name not in _MOVED: raise AttributeError(f"module 'jepa_nb.eval' has no attribute {name!r}")
+    import importlib, warnings
+    warnings.warn(f"jepa_nb.eval.{name} moved: import it from {_MOVED[name]}", FutureWarning, stacklevel=2)
+    return getattr(importlib.import_module(_MOVED[name]), name)
 
 # %% ../nbs/07_eval.ipynb #1cfa1d4e
 def timm_spec(encoder: str, *, timm_kwargs: dict | None = None, dataset: str = "", image_mode: str = "",
