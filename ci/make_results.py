@@ -39,12 +39,13 @@ def pretrain_section(run: str, label: str, tier: str) -> str:
     ref = load(run, tier)
     if ref is None or "per_seed" not in ref: return f"*{run}: no {tier} reference with per-seed values yet.*"
     per = {int(s): m for s, m in ref["per_seed"].items()}
-    rows, low = [], []
+    rows, low, white = [], [], all("linear_margin_white" in m for m in per.values())
     for s, m in sorted(per.items()):
         dl, dk = m["linear_acc"] - m["linear_acc_random_init"], m["knn_acc"] - m["knn_acc_random_init"]
         if dl < BAR or dk < BAR: low.append(s)
         row = [str(s), fmt(m["linear_acc"]), fmt(m["linear_acc_random_init"]), fmt(dl, True), fmt(m["knn_acc"]),
                fmt(m["knn_acc_random_init"]), fmt(dk, True)]
+        if white: row += [fmt(m["linear_margin_white"], True), fmt(m["knn_margin_white"], True)]
         if "final_pred_loss" in m:
             row += [f"{m['final_pred_loss']:.4f} / {m['final_pos_only_loss']:.4f}",
                     f"{m.get('final_pred_loss_stroke', float('nan')):.4f} / {m.get('final_pos_only_loss_stroke', float('nan')):.4f}"]
@@ -55,11 +56,18 @@ def pretrain_section(run: str, label: str, tier: str) -> str:
             mean_std([100 * x for x in marg("linear_acc", "linear_acc_random_init")], 1), mean_std(col("knn_acc")),
             mean_std(col("knn_acc_random_init")), mean_std([100 * x for x in marg("knn_acc", "knn_acc_random_init")], 1)]
     header = ["seed", "linear", "twin", "margin (points)", "kNN", "twin", "margin (points)"]
+    if white:
+        header += ["linear margin, whitened", "kNN margin, whitened"]
+        mean += [mean_std([100 * x for x in col("linear_margin_white")], 1), mean_std([100 * x for x in col("knn_margin_white")], 1)]
     if any("final_pred_loss" in m for m in per.values()):
         header += ["prediction / position-only loss", "same, stroke tokens"]
         mean += ["", ""]
     verdict = (f"**≥ {100 * BAR:.0f} points over the twin on linear and kNN on every seed: "
                + ("yes**" if not low else f"no** — below the bar on seed(s) {low}"))
+    if white:
+        low_w = [s for s, m in sorted(per.items()) if min(m["linear_margin_white"], m["knn_margin_white"]) < BAR]
+        verdict += ("\n\n**The same on whitened features** (lesson 07: probes an invertible linear map of the features "
+                    "cannot move): " + ("**yes**" if not low_w else f"**no** — below the bar on seed(s) {low_w}"))
     return f"### {label} (`{run}`, {tier} tier, seeds {sorted(per)})\n\n" + table(header, rows + [mean]) + "\n\n" + verdict
 
 
