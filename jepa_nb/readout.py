@@ -4,9 +4,7 @@
 __all__ = ['extract_tokens', 'pixel_tokens', 'AttentiveProbe', 'attentive_probe']
 
 # %% ../nbs/07_eval.ipynb #57ed7f39
-"""Readouts beyond pooled features: a ViT's tokens, the raw-pixel tokens, and an attentive probe over them."""
-from __future__ import annotations
-
+# Readouts beyond pooled features: a ViT's tokens, the raw-pixel tokens, and an attentive probe over them.
 import copy
 from typing import Callable
 
