@@ -32,11 +32,8 @@ def noise(run_dir: Path, n_boot: int) -> list[dict]:
     right, y = {}, test.labels.numpy()
     for name, enc in encoders.items():
         ftr, fte = (extract_features(enc, d, transform=tf) for d in (probe_train, test))
-        for white in (False, True):                                         # lesson 07: whiten=True
-            sfx = "_white" if white else ""
-            lin = linear_probe(ftr, probe_train.labels, fte, test.labels, seed=cfg.seed, whiten=white)
-            right[name, "linear" + sfx] = lin.test_pred == y
-            a, b = whiten_features(ftr, fte) if white else (ftr, fte)
+        for sfx, (a, b) in (("", (ftr, fte)), ("_white", whiten_features(ftr, fte))):   # lesson 07: whiten=True
+            right[name, "linear" + sfx] = linear_probe(a, probe_train.labels, b, test.labels, seed=cfg.seed).test_pred == y
             right[name, "knn" + sfx] = knn_predict(a, probe_train.labels, b).numpy() == y
     results = json.loads((run_dir / "results.json").read_text())
     rows = []

@@ -294,11 +294,11 @@ def evaluate_encoders(encoders: Mapping[str, Callable | None], train: ImageData,
             fte = extract_features(enc, test, batch_size=batch_size, transform=transform, device=device,
                                    progress=progress)
         lin = linear_probe(ftr, train.labels, fte, test.labels, Cs=Cs, seed=seed)
+        wtr, wte = whiten_features(ftr, fte)                              # once, for both whitened probes
         rows.append(dict(encoder=name, dim=ftr.shape[1], linear_acc=lin.acc, C=lin.C, C_at_edge=lin.at_edge,
                          knn_acc=knn_probe(ftr, train.labels, fte, test.labels, k=k, T=T),
-                         linear_acc_white=linear_probe(ftr, train.labels, fte, test.labels, Cs=Cs, seed=seed,
-                                                       whiten=True).acc,
-                         knn_acc_white=knn_probe(ftr, train.labels, fte, test.labels, k=k, T=T, whiten=True),
+                         linear_acc_white=linear_probe(wtr, train.labels, wte, test.labels, Cs=Cs, seed=seed).acc,
+                         knn_acc_white=knn_probe(wtr, train.labels, wte, test.labels, k=k, T=T),
                          effective_rank=effective_rank(fte), mean_std=float(feature_std(fte).mean())))
         feats[name] = (ftr, fte) if return_features == "both" else fte
     df = pd.DataFrame(rows).set_index("encoder")
