@@ -1,6 +1,6 @@
 """How much of a pretraining run's margin over its untrained twin is the test set's sampling noise?
 
-    python ci/probe_noise.py RUN_DIR [RUN_DIR ...] [--n-boot 2000]
+    python ci/probe_noise.py RUN_DIR [RUN_DIR ...] [--n-boot 2000] [--online]
 
 For each experiment-10 run folder (its checkpoint.pt and params.json), the linear and kNN probes of the evaluated
 encoder and of its untrained twin are refit exactly as the notebook fits them (same images, transform, seed and
@@ -11,12 +11,15 @@ Prints one row per run and probe: the margin in points, its bootstrap standard e
 of test images the two encoders disagree on. Exit status 1 if a refit margin differs from the run's results.json
 (the probes would not be the run's), 2 if a folder is not a run whose checkpoint loads. Used for the note on seed 6
 in experiment 14 ("How much of a seed's margin is the test set's noise?") and the README.
+With --online, I-JEPA's online (context) encoder is probed instead of the EMA target the run evaluates: the one to
+read when the target cannot move (`ema=[1.0, 1.0]`: the target *is* the twin). The run recorded no such value, so
+nothing is checked against results.json then.
 """
 import argparse, json, sys
 from pathlib import Path
 
 
-def noise(run_dir: Path, n_boot: int) -> list[dict]:
+def noise(run_dir: Path, n_boot: int, online: bool = False) -> list[dict]:
     from jepa_nb.checkpoint import eval_transform, load_pretrained
     from jepa_nb.data import load_data
     from jepa_nb.dataparams import load_options
@@ -27,7 +30,10 @@ def noise(run_dir: Path, n_boot: int) -> list[dict]:
     opts = load_options(cfg.dataset, cfg.image_mode, cfg.image_size)       # the data as the run read it
     full_train, test = (load_data(cfg.dataset, split, seed=cfg.seed, **opts) for split in ("train", "test"))
     probe_train, tf = full_train.head(params.get("n_probe", 0)), eval_transform(cfg, full_train)
-    encoders = {"pretrained": PooledEncoder(model.target_encoder).eval(),
+    if online and model.target_encoder is model.encoder:
+        raise KeyError(f"--online: the {type(model).__name__} run has no separate online and target encoder")
+    evaluated = model.encoder if online else model.target_encoder
+    encoders = {"pretrained": PooledEncoder(evaluated).eval(),
                 "twin": PooledEncoder(build_encoder(cfg, full_train.images.shape[1])).eval()}   # the notebook's twin
     right, y = {}, test.labels.numpy()
     for name, enc in encoders.items():
@@ -40,7 +46,7 @@ def noise(run_dir: Path, n_boot: int) -> list[dict]:
     for probe in ("linear", "knn", "linear_white", "knn_white"):
         pm = paired_margin(right["pretrained", probe], right["twin", probe], n_boot=n_boot, seed=cfg.seed)
         key = probe.replace("_white", "_margin_white") if probe.endswith("_white") else f"{probe}_margin"
-        rows.append({"run": str(run_dir), "seed": cfg.seed, "probe": probe, **pm, "recorded": results.get(key)})
+        rows.append({"run": str(run_dir), "seed": cfg.seed, "probe": probe, **pm, "recorded": None if online else results.get(key)})
     return rows
 
 
@@ -48,6 +54,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", type=Path, help="experiment-10 run folders (checkpoint.pt, params.json)")
     ap.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of the test set")
+    ap.add_argument("--online", action="store_true", help="probe I-JEPA's online encoder, not the EMA target")
     a = ap.parse_args(argv)
     missing = [str(r) for r in a.runs if not (r / "checkpoint.pt").is_file() or not (r / "params.json").is_file()]
     if missing: ap.error(f"not an experiment-10 run folder with checkpoint.pt and params.json: {missing}")
@@ -57,7 +64,7 @@ def main(argv=None) -> int:
     print("| run | seed | probe | margin (points) | bootstrap SE | 95 % interval | test images they disagree on |")
     print("|---|---|---|---|---|---|---|")
     for r in a.runs:
-        try: rows = noise(r, a.n_boot)
+        try: rows = noise(r, a.n_boot, a.online)
         except (CheckpointError, ConfigError, KeyError) as e:     # a foreign or damaged run: say which, and why
             print(f"probe_noise.py: cannot refit the probes of {r}: {e}", file=sys.stderr)
             return 2

@@ -35,6 +35,12 @@ def test_smoke_tier_reproduces_references(tmp_path):
         lo, hi = (float(v) for v in row[5].split(" .. "))
         assert float(row[3]) == round(100 * res[key], 1) and lo <= float(row[3]) <= hi, row
         assert float(row[4]) > 0 or key.endswith("_white"), row        # the smoke run's two encoders differ on some digits
+    # --online probes I-JEPA's context encoder (nothing recorded to check against); a method with one encoder is refused
+    r = subprocess.run([sys.executable, str(ROOT / "ci" / "probe_noise.py"), str(out / "10_pretrain"), str(out / "10_pretrain_lejepa"),
+                        "--n-boot", "200", "--online"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "has no separate online and target encoder" in r.stderr, r.stdout[-3000:] + r.stderr[-3000:]
+    online = [l.split(" | ")[2] for l in r.stdout.splitlines() if l.startswith(f"| {out / '10_pretrain'} |")]
+    assert online == ["linear", "knn", "linear_white", "knn_white"] and "not its probes" not in r.stdout, r.stdout
 
 
 def _run(args, tmp_path):
