@@ -148,9 +148,9 @@ def families_section(tier: str) -> str:
     margins = []
     for k, label in have:
         if k in ("random_init", "pixels"): continue
-        dl = [m[f"linear_acc_{k}"] - m["linear_acc_random_init"] for m in per]
-        dk = [m[f"knn_acc_{k}"] - m["knn_acc_random_init"] for m in per]
-        white = [" / ".join(fmt(m[f"{r}_{k}"] - m[f"{r}_random_init"], True) for m in per) if f"{r}_{k}" in per[0] else "–"
+        over_twin = lambda r: [m[f"{r}_{k}"] - m[f"{r}_random_init"] for m in per]     # per seed
+        dl, dk = over_twin("linear_acc"), over_twin("knn_acc")
+        white = [" / ".join(fmt(v, True) for v in over_twin(r)) if f"{r}_{k}" in per[0] else "–"
                  for r in ("linear_acc_white", "knn_acc_white")]
         secs = " / ".join(f"{m[f'train_seconds_{k}']:.0f}" for m in per if f"train_seconds_{k}" in m)
         ok = all(min(round(a, 3), round(b, 3)) >= BAR for a, b in zip(dl, dk))   # 3 decimals: accuracies on 1,000 images
