@@ -84,15 +84,19 @@ def recipes_section(tier: str) -> str:
         yard = [m.get(f"pred_minus_yardstick_{r}") for m in per.values()]
         yard_s = [m.get(f"pred_minus_yardstick_stroke_{r}") for m in per.values()]
         ratio = [m.get(f"grad_sigreg_over_pred_{r}") for m in per.values()]
+        per_seed = lambda key: " / ".join(fmt(m.get(f"{key}_{r}"), True) for m in per.values())   # points, in seed order
+        alone = r.endswith("sigreg_alone") or all(v is None for v in over)   # no SIGReg-alone run to compare with
         rows.append([f"`{r}`", " / ".join(fmt(v) for v in lin), " / ".join(fmt(v) for v in knn),
-                     " / ".join(fmt(m[f"linear_margin_min_{r}"], True) for m in per.values()),
-                     " / ".join(fmt(m[f"knn_margin_min_{r}"], True) for m in per.values()),
-                     " / ".join(fmt(v, True) for v in over) if r != "sigreg_alone" else "(itself)",
+                     per_seed("linear_margin_min"), per_seed("knn_margin_min"),
+                     per_seed("linear_margin_white_min"), per_seed("knn_margin_white_min"),
+                     "–" if alone else " / ".join(fmt(v, True) for v in over),
+                     "–" if alone else per_seed("over_sigreg_alone_white_min"),
                      " / ".join("–" if v is None or v != v else f"{v:+.4f}" for v in yard),
                      " / ".join("–" if v is None or v != v else f"{v:+.4f}" for v in yard_s),
                      " / ".join("–" if v is None else f"{v:.0f}×" for v in ratio)])
     twin = " / ".join(f"{m['linear_acc_random_init']:.3f}, {m['knn_acc_random_init']:.3f}" for m in per.values())
-    header = ["recipe", "linear", "kNN", "linear − twin", "kNN − twin", "over SIGReg alone (better probe)",
+    header = ["recipe", "linear", "kNN", "linear − twin", "kNN − twin", "linear − twin, whitened", "kNN − twin, whitened",
+              "over SIGReg alone (better probe)", "over SIGReg alone, whitened (better probe)",
               "prediction − position-only", "same, stroke tokens", "|∇ SIGReg| / |∇ prediction| at the end"]
     return (f"### What each term contributes (`14_recipe_search`, {tier} tier; values per seed {sorted(per)}, in that order)\n\n"
             f"Untrained twin (linear, kNN) per seed: {twin}. Points are accuracy × 100.\n\n" + table(header, rows))
