@@ -89,7 +89,7 @@ def recipes_section(tier: str) -> str:
         rows.append([f"`{r}`", " / ".join(fmt(v) for v in lin), " / ".join(fmt(v) for v in knn),
                      per_seed("linear_margin_min"), per_seed("knn_margin_min"),
                      per_seed("linear_margin_white_min"), per_seed("knn_margin_white_min"),
-                     "–" if alone else " / ".join(fmt(v, True) for v in over),
+                     "–" if alone else per_seed("over_sigreg_alone_min"),
                      "–" if alone else per_seed("over_sigreg_alone_white_min"),
                      " / ".join("–" if v is None or v != v else f"{v:+.4f}" for v in yard),
                      " / ".join("–" if v is None or v != v else f"{v:+.4f}" for v in yard_s),
