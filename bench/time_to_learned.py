@@ -3,7 +3,7 @@
 untrained twin by 5 points — the speed a learner feels, rather than seconds per step.
 
     python bench/time_to_learned.py                       # runs experiment 15 (cpu tier, seed 0) through jepa-nb, then reads it
-    python bench/time_to_learned.py --seeds 0,1,2         # the same over three seeds (about 5 min per seed on 2 cores)
+    python bench/time_to_learned.py --seeds 0,1,2         # the same over three seeds (about 18 min per seed on one core)
     python bench/time_to_learned.py --run RUN_DIR [...]   # read finished 15_compare run folders instead
 
 Experiment 15 trains every method on the same encoder, data and budget and logs, every `online_every` steps, a kNN
