@@ -34,7 +34,9 @@ def test_smoke_tier_reproduces_references(tmp_path):
     for row, key in zip(rows, keys):
         lo, hi = (float(v) for v in row[5].split(" .. "))
         assert float(row[3]) == round(100 * res[key], 1) and lo <= float(row[3]) <= hi, row
-        assert float(row[4]) > 0 or key.endswith("_white"), row        # the smoke run's two encoders differ on some digits
+    # the smoke run's two encoders differ on some digits: under one plain probe at least (2 epochs of single-block masking
+    # can leave the linear probe's predictions unchanged on all 1,000, while the kNN's move)
+    assert any(float(row[4]) > 0 for row in rows[:2]), rows
     # --online probes I-JEPA's context encoder (nothing recorded to check against); a method with one encoder is refused
     r = subprocess.run([sys.executable, str(ROOT / "ci" / "probe_noise.py"), str(out / "10_pretrain"), str(out / "10_pretrain_lejepa"),
                         "--n-boot", "200", "--online"], cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -54,14 +54,10 @@ def test_lejepa_beats_its_twin_on_every_seed():
     assert not _below_bar("10_pretrain_lejepa"), f"LeJEPA under {BAR} over its untrained twin (linear, kNN): {_below_bar('10_pretrain_lejepa')}"
 
 
-@pytest.mark.xfail(strict=True, reason="measured: the course's I-JEPA (8-px patches, 90 epochs) misses the 5-point kNN "
-                                       "margin on some seeds of 0-9 (data/reference/RESULTS.md lists them); issue 15 stays open on it")
 def test_ijepa_beats_its_twin_on_every_seed():
     assert not _below_bar("10_pretrain"), f"I-JEPA under {BAR} over its untrained twin (linear, kNN): {_below_bar('10_pretrain')}"
 
 
-@pytest.mark.xfail(strict=True, reason="measured: at 8-px patches and 90 epochs the plain kNN margin is under 5 points on "
-                                       "seeds 2 and 8 (+2.8, +2.3); on whitened features it is +4.0 to +11.3 (RESULTS.md)")
 def test_ijepa_beats_its_twin_on_knn_probe_on_every_seed():
     low = {s: m for s, m in _below_bar("10_pretrain").items() if m[1] < BAR}
     assert not low, f"I-JEPA under {BAR} over its untrained twin on the kNN probe: {low}"
@@ -93,21 +89,32 @@ def test_prediction_adds_over_sigreg_alone_on_every_seed(white):
     assert len(adds) >= 3 and all(a >= PRED_BAR for a in adds.values()), f"I-JEPA minus SIGReg alone (better probe), per seed: {adds}"
 
 
-def test_the_ablation_is_of_the_default_and_the_papers_loss_alone_learns():
-    "Experiment 14's ablation is of experiment 10's recipe; with SIGReg off (the paper's loss) the encoder still learns content."
+def test_the_ablation_is_of_the_default():
+    "Experiment 14's ablation is of experiment 10's recipe; with SIGReg off (the paper's loss) the predictor still reads the context."
     ref, default = _ref("14_recipe_search"), _ref("10_pretrain")["params"]
     assert {"ijepa", "sigreg_alone", "prediction_alone"} <= set(ref["params"]["recipes"])
-    for k in ("patch_size", "epochs", "embed_dim", "depth", "pred_depth", "pred_emb_dim", "lr", "sigreg_weight", "ema"):
+    for k in ("patch_size", "masking", "epochs", "embed_dim", "depth", "pred_depth", "pred_emb_dim", "lr", "sigreg_weight", "ema"):
         assert ref["params"][k] == default[k], k
-    for s, m in ref["per_seed"].items():     # whitened margins over the twin: content an invertible linear map cannot give
-        assert min(m["linear_margin_white_min_prediction_alone"], m["knn_margin_white_min_prediction_alone"]) >= BAR, s
+    for s, m in ref["per_seed"].items():
         assert m["pred_minus_yardstick_stroke_prediction_alone"] < 0, s       # its predictor reads the context
         assert m["pred_minus_yardstick_sigreg_alone"] > 0, s                  # an untrained predictor does not
 
 
+@pytest.mark.xfail(strict=True, reason="measured (experiment 14): at the default since single-block masking (120 epochs) "
+                                       "the paper's loss alone, SIGReg off, ends below its twin on every probe on seed 0 "
+                                       "(whitened -9.9 / -13.4) and keeps +4.2 / +2.7 on seed 2; at the previous default "
+                                       "(multi-block, 90 epochs) it learned on seeds 0-2 (whitened +6.1 to +10.3)")
+def test_the_papers_loss_alone_learns_content_on_every_seed():
+    "With SIGReg off (the paper's loss, EMA paced) the encoder still beats its twin on whitened features on every seed."
+    low = {s: (round(m["linear_margin_white_min_prediction_alone"], 3), round(m["knn_margin_white_min_prediction_alone"], 3))
+           for s, m in _per_seed("14_recipe_search").items()
+           if min(m["linear_margin_white_min_prediction_alone"], m["knn_margin_white_min_prediction_alone"]) < BAR}
+    assert not low, f"the paper's loss alone under {BAR} over its twin on whitened features (linear, kNN): {low}"
+
+
 @pytest.mark.xfail(strict=True, reason="measured (lesson 07, experiments 10 and 14): on whitened features, which an "
                                        "invertible linear map of the features cannot move, the course's I-JEPA beats its twin on "
-                                       "every seed of 0-9 but by under 5 points on some (linear +2.8 to +9.0; RESULTS.md)")
+                                       "every seed of 0-9 but by under 5 points on some (linear +2.7 to +9.0; RESULTS.md)")
 def test_ijepa_beats_its_twin_on_whitened_probes_on_every_seed():
     low = _below_bar_white("10_pretrain")
     assert not low, f"I-JEPA under {BAR} over its untrained twin on whitened features (linear, kNN): {low}"
