@@ -1,6 +1,7 @@
 """(Re)build the reproduction gate's references: data/reference/<run>/<tier>.json.
 
     python ci/make_reference.py --tier smoke [--seeds 0,1,2] [--work DIR] [--only 11_probe,12_jepa_score_ood] [--[no-]progress]
+    python ci/make_reference.py --tier cpu --seeds 0,1,2,3,4,5,6,7,8,9 --only 10_pretrain_sigreg_alone   # the gate's ablation
 
 A seed's pretraining runs go two at a time on the cpu tier (ci/reproduce.py's --jobs default).
 
@@ -22,6 +23,12 @@ from reproduce import (CHECKPOINT_EXPERIMENTS, CLI, OPTIONAL, TIERS, checkpoint_
                        pin_threads, pretrain_runs, run_pretraining)
 from jepa_nb.runner import reference_path, write_reference  # noqa: E402
 
+
+
+# the gate's ablation runs: experiment 10 with one term switched off, kept only as references for tests/test_references.py
+# (built here with --only, on the gate's seeds; never run by ci/reproduce.py, `make main` or `make test`):
+# run folder -> extra parameters of nbs/10_pretrain.ipynb
+ABLATION_RUNS: dict[str, list[str]] = {"10_pretrain_sigreg_alone": ["pred_weight=0"]}
 
 
 def run(nb, tier, rd, *args):
@@ -57,13 +64,14 @@ def main(argv=None) -> int:
     if len(seeds) < 2: ap.error("need >= 2 seeds to measure the spread")
     work = (a.work or ROOT / "runs" / f"reference-{a.tier}").resolve()
     only = [e for e in a.only.split(",") if e] or experiments(a.tier)
-    unknown = [e for e in only if e not in experiments(a.tier)]
-    if unknown: ap.error(f"unknown runs {unknown} for tier {a.tier!r}; choose from {experiments(a.tier)}")
+    known = experiments(a.tier) + list(ABLATION_RUNS)
+    unknown = [e for e in only if e not in known]
+    if unknown: ap.error(f"unknown runs {unknown} for tier {a.tier!r}; choose from {known}")
     from jepa_nb.eval import progress_bar      # imports torch: after the argument checks
     steps = []                                 # (seed, run) in run order: a seed's pretraining, then its experiments
     for s in seeds:
-        if any(e not in OPTIONAL for e in only): steps.append((s, None))
-        steps += [(s, e) for e in CHECKPOINT_EXPERIMENTS + list(OPTIONAL) if e in only]
+        if any(e not in OPTIONAL and e not in ABLATION_RUNS for e in only): steps.append((s, None))
+        steps += [(s, e) for e in CHECKPOINT_EXPERIMENTS + list(OPTIONAL) + list(ABLATION_RUNS) if e in only]
     for s, e in progress_bar(steps, a.progress, desc="reference runs", unit="run"):
         out = work / f"s{s}"
         if e is None:
@@ -72,11 +80,13 @@ def main(argv=None) -> int:
             elif run_pretraining(a.tier, out, f"seed={s}", jobs=default_jobs(a.tier)): return 1
         elif a.reuse and _complete(out / e): print(f"reusing the complete run {out / e}")
         elif e in CHECKPOINT_EXPERIMENTS: run(e, a.tier, out / e, "-p", f"seed={s}", *checkpoint_params(out))
+        elif e in ABLATION_RUNS:
+            run("10_pretrain", a.tier, out / e, "-p", f"seed={s}", *[x for p in ABLATION_RUNS[e] for x in ("-p", p)])
         else: run(e, a.tier, out / e, "-p", f"seeds=[{s}]")
     for e in only:
         note = (f"value = mean over seeds {seeds} (checkpoint experiments use that seed's pretraining checkpoints); "
                 "tol = max(3 std, 0.005); timings and AUROCs whose 3-std interval covers [0, 1] are not gated")
-        p = write_reference([work / f"s{s}" / e for s in seeds], reference_path(a.out, e, a.tier), curve="loss" if e in pretrain_runs(a.tier) else None,
+        p = write_reference([work / f"s{s}" / e for s in seeds], reference_path(a.out, e, a.tier), curve="loss" if e in pretrain_runs(a.tier) or e in ABLATION_RUNS else None,
                             k=3.0, min_tol=0.005, vary=("seed", "seeds", "checkpoint", "compare_checkpoints"), keep=gated, note=note)
         print(f"wrote {p}: {len(json.loads(p.read_text())['metrics'])} metrics")
     return 0

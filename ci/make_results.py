@@ -71,6 +71,35 @@ def pretrain_section(run: str, label: str, tier: str) -> str:
     return f"### {label} (`{run}`, {tier} tier, seeds {sorted(per)})\n\n" + table(header, rows + [mean]) + "\n\n" + verdict
 
 
+def ablation_section(tier: str) -> str:
+    "Issue 15's gate on the prediction term: experiment 10's default minus the same run with `pred_weight=0`, per seed."
+    full, abl = load("10_pretrain", tier), load("10_pretrain_sigreg_alone", tier)
+    if not (full and abl and "per_seed" in full and "per_seed" in abl):
+        return f"*10_pretrain_sigreg_alone: no {tier} reference with per-seed values yet.*"
+    f = {int(s): m for s, m in full["per_seed"].items()}
+    a = {int(s): m for s, m in abl["per_seed"].items()}
+    rows, low = [], []
+    for s in sorted(set(f) & set(a)):
+        dl, dk = f[s]["linear_acc"] - a[s]["linear_acc"], f[s]["knn_acc"] - a[s]["knn_acc"]
+        dlw = f[s]["linear_margin_white"] - a[s]["linear_margin_white"]
+        dkw = f[s]["knn_margin_white"] - a[s]["knn_margin_white"]
+        if round(max(dl, dk), 3) < PRED_BAR: low.append(s)
+        rows.append([str(s), f"{fmt(f[s]['linear_acc'])} / {fmt(f[s]['knn_acc'])}", f"{fmt(a[s]['linear_acc'])} / {fmt(a[s]['knn_acc'])}",
+                     fmt(dl, True), fmt(dk, True), fmt(max(dl, dk), True), fmt(dlw, True), fmt(dkw, True),
+                     f"{fmt(a[s]['linear_margin_white'], True)} / {fmt(a[s]['knn_margin_white'], True)}",
+                     f"{a[s]['final_pred_loss_stroke'] - a[s]['final_pos_only_loss_stroke']:+.4f}"])
+    verdict = (f"**The prediction term adds ≥ {100 * PRED_BAR:.0f} points (the better probe) on every seed: "
+               + ("yes**" if not low else f"no** — under the bar on seed(s) {low}"))
+    header = ["seed", "default: linear / kNN", "SIGReg alone: linear / kNN", "adds, linear", "adds, kNN", "adds, better probe",
+              "adds, whitened linear", "adds, whitened kNN", "SIGReg alone − twin, whitened (linear / kNN)",
+              "SIGReg alone: prediction − position-only, stroke tokens"]
+    return (f"### The default against SIGReg alone (`10_pretrain` minus `10_pretrain_sigreg_alone`, {tier} tier, "
+            f"seeds {sorted(set(f) & set(a))})\n\n"
+            "The same run of experiment 10 with the prediction loss's weight 0 (`-p pred_weight=0`): SIGReg on the online encoder "
+            "is then all that trains it (the predictor gets no gradient). Points are accuracy × 100.\n\n"
+            + table(header, rows) + "\n\n" + verdict)
+
+
 def recipes_section(tier: str) -> str:
     ref = load("14_recipe_search", tier)
     if ref is None or "per_seed" not in ref: return "*14_recipe_search: no reference with per-seed values yet.*"
@@ -176,7 +205,7 @@ def render(tier: str) -> str:
         "gate checks). Margins are in points (accuracy × 100). Back to the [README](../../README.md).",
         "## Pretraining (experiment 10): each method against its untrained twin",
         pretrain_section("10_pretrain", "I-JEPA", tier), pretrain_section("10_pretrain_lejepa", "LeJEPA", tier),
-        "## The prediction term's share (experiment 14)", recipes_section(tier),
+        "## The prediction term's share (experiments 10 and 14)", ablation_section(tier), recipes_section(tier),
         "## Masking and hand-crafted augmentations (experiment 13)", masking_section(tier),
         "## The three families on the same encoder, data and budget (experiment 15)", families_section(tier),
         "## Probes, JEPA-SCORE and the three families (experiments 11, 12, 15): every gated metric",

@@ -1,5 +1,6 @@
 """What the cpu references hold, seed by seed (issue 15's gate, built once with
-`ci/make_reference.py --tier cpu --seeds 0,1,...,9` for the pretraining runs and seeds 0-2 for experiment 14).
+`ci/make_reference.py --tier cpu --seeds 0,1,...,9` for the pretraining runs and their SIGReg-alone ablation
+`--only 10_pretrain_sigreg_alone`, seeds 0-2 for experiment 14).
 
 The course's standard is asserted as it is written. Where the course's own I-JEPA does not meet it at CPU scale, the
 test is marked `xfail(strict=True)` with the measured reason: it is reported on every run, and it fails the day the
@@ -87,6 +88,26 @@ def test_prediction_adds_over_sigreg_alone_on_every_seed(white):
     per = _per_seed("14_recipe_search")
     adds = {s: round(m[f"over_sigreg_alone{white}_min_ijepa"], 3) for s, m in per.items()}
     assert len(adds) >= 3 and all(a >= PRED_BAR for a in adds.values()), f"I-JEPA minus SIGReg alone (better probe), per seed: {adds}"
+
+
+def test_the_gates_sigreg_alone_runs_are_the_default_without_prediction():
+    "The ten-seed ablation reference is experiment 10's default run with the prediction loss's weight 0, nothing else."
+    abl, default = _ref("10_pretrain_sigreg_alone"), _ref("10_pretrain")
+    assert sorted(_per_seed("10_pretrain_sigreg_alone")) == GATE_SEEDS
+    assert abl["params"]["pred_weight"] == 0 and default["params"]["pred_weight"] == 1
+    differ = {k for k in abl["params"].keys() | default["params"].keys() if abl["params"].get(k) != default["params"].get(k)}
+    assert differ == {"pred_weight"}, differ
+    for s, m in _per_seed("10_pretrain_sigreg_alone").items():       # no gradient reaches the predictor: it stays above
+        assert m["final_pred_loss_stroke"] > m["final_pos_only_loss_stroke"], s       # the position-only yardstick
+
+
+def test_prediction_adds_over_sigreg_alone_on_every_gate_seed():
+    "Issue 15's gate: the default minus the same run without the prediction loss, the better probe, on each of seeds 0-9."
+    full, abl = _per_seed("10_pretrain"), _per_seed("10_pretrain_sigreg_alone")
+    adds = {s: (round(full[s]["linear_acc"] - abl[s]["linear_acc"], 3), round(full[s]["knn_acc"] - abl[s]["knn_acc"], 3))
+            for s in GATE_SEEDS}
+    low = {s: a for s, a in adds.items() if max(a) < PRED_BAR}
+    assert not low, f"I-JEPA minus SIGReg alone (linear, kNN) under {PRED_BAR} on both probes: {low}"
 
 
 def test_the_ablation_is_of_the_default():
