@@ -86,7 +86,8 @@ def main(argv=None) -> int:
     for e in only:
         note = (f"value = mean over seeds {seeds} (checkpoint experiments use that seed's pretraining checkpoints); "
                 "tol = max(3 std, 0.005); timings and AUROCs whose 3-std interval covers [0, 1] are not gated")
-        p = write_reference([work / f"s{s}" / e for s in seeds], reference_path(a.out, e, a.tier), curve="loss" if e in pretrain_runs(a.tier) or e in ABLATION_RUNS else None,
+        trains = e in pretrain_runs(a.tier) or e in ABLATION_RUNS       # a pretraining run: its loss curve is kept
+        p = write_reference([work / f"s{s}" / e for s in seeds], reference_path(a.out, e, a.tier), curve="loss" if trains else None,
                             k=3.0, min_tol=0.005, vary=("seed", "seeds", "checkpoint", "compare_checkpoints"), keep=gated, note=note)
         print(f"wrote {p}: {len(json.loads(p.read_text())['metrics'])} metrics")
     return 0
