@@ -60,7 +60,7 @@ class IJEPA(PretrainMethod):
     def build(cls, cfg, in_chans: int) -> "IJEPA":
         enc = build_encoder(cfg, in_chans)
         pred = ViTPredictor(enc.grid_size, cfg.embed_dim, cfg.pred_emb_dim, cfg.pred_depth,
-                            cfg.pred_num_heads or cfg.num_heads, cfg.mlp_ratio)
+                            cfg.pred_num_heads or cfg.num_heads, cfg.mlp_ratio, query_only_last=cfg.pred_query_only)
         proj = Projector(cfg.embed_dim, cfg.proj_hidden, cfg.proj_dim) if cfg.sigreg_weight > 0 else None
         return cls(enc, pred, proj, loss=cfg.loss, pred_weight=cfg.pred_weight, sigreg_weight=cfg.sigreg_weight,
                    sigreg_on=cfg.sigreg_on, num_slices=cfg.num_slices, seed=cfg.seed, bf16=cfg.bf16)

@@ -47,6 +47,7 @@ class PredictorFields(Config):
     pred_emb_dim: int = 48                         # predictor width (paper: 384)
     pred_depth: int = 3                            # predictor blocks (paper: 12 for ViT-H)
     pred_num_heads: int | None = None              # predictor heads (None: encoder heads)
+    pred_query_only: bool = False                  # last block computes the mask tokens only (same maths, fewer FLOPs)
 
     def _check(self) -> None:
         for f in ("pred_emb_dim", "pred_depth"):
