@@ -122,7 +122,7 @@ def recipes_section(tier: str) -> str:
                      "–" if alone else per_seed("over_sigreg_alone_white_min"),
                      " / ".join("–" if v is None or v != v else f"{v:+.4f}" for v in yard),
                      " / ".join("–" if v is None or v != v else f"{v:+.4f}" for v in yard_s),
-                     " / ".join("–" if v is None else f"{v:.0f}×" for v in ratio)])
+                     " / ".join("–" if v is None else f"{v:.2f}×" for v in ratio)])
     twin = " / ".join(f"{m['linear_acc_random_init']:.3f}, {m['knn_acc_random_init']:.3f}" for m in per.values())
     header = ["recipe", "linear", "kNN", "linear − twin", "kNN − twin", "linear − twin, whitened", "kNN − twin, whitened",
               "over SIGReg alone (better probe)", "over SIGReg alone, whitened (better probe)",
