@@ -103,7 +103,7 @@ class MAE(PretrainMethod):
         mae = build_mae(build_encoder(cfg, in_chans), cfg.pred_emb_dim, cfg.pred_depth,
                         cfg.pred_num_heads or cfg.num_heads, cfg.mlp_ratio)
         mae.norm_pix, mae.bf16 = cfg.norm_pix, cfg.bf16
-        mae.decoder.query_only_last = cfg.pred_query_only         # lesson 04: the last block for the masked patches only
+        mae.decoder.query_only_last = cfg.pred_query_only          # lesson 04: last block for the masked rows only
         return mae
 
     @classmethod
