@@ -43,6 +43,15 @@ def test_smoke_tier_reproduces_references(tmp_path):
     assert r.returncode == 2 and "has no separate online and target encoder" in r.stderr, r.stdout[-3000:] + r.stderr[-3000:]
     online = [l.split(" | ")[2] for l in r.stdout.splitlines() if l.startswith(f"| {out / '10_pretrain'} |")]
     assert online == ["linear", "knn", "linear_white", "knn_white"] and "not its probes" not in r.stdout, r.stdout
+    # --low-shot: the low-shot probe's margin over the twin per draw of labelled images (the README's 5-shot note)
+    r = subprocess.run([sys.executable, str(ROOT / "ci" / "probe_noise.py"), str(out / "10_pretrain"), "--low-shot", "5",
+                        "--draws", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    rows = [l.rstrip(" |").split(" | ") for l in r.stdout.splitlines() if l.startswith(f"| {out / '10_pretrain'} |")]
+    assert [(row[2], row[3]) for row in rows] == [("5", "0"), ("5", "1")], r.stdout
+    for row in rows:      # each margin is its two accuracies' difference (printed to 3 decimals)
+        assert abs(float(row[6]) - 100 * (float(row[4]) - float(row[5]))) <= 0.11, row
+    assert "(5 per class): margin mean" in r.stdout, r.stdout
 
 
 def _run(args, tmp_path):
@@ -174,6 +183,9 @@ def test_probe_noise_refuses_a_folder_that_is_not_a_run(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "ci" / "probe_noise.py"), str(tmp_path)], cwd=ROOT, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 2 and "not an experiment-10 run folder with checkpoint.pt and params.json" in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, str(ROOT / "ci" / "probe_noise.py"), str(tmp_path), "--low-shot", "1"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--low-shot needs N >= 2 per class" in r.stderr, r.stderr
     (tmp_path / "params.json").write_text(json.dumps({"params": {"dataset": "mnist5k", "seed": 0}}))
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     r = subprocess.run([sys.executable, str(ROOT / "ci" / "probe_noise.py"), str(tmp_path)], cwd=ROOT, capture_output=True,
