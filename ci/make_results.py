@@ -78,8 +78,8 @@ def ablation_section(tier: str) -> str:
         return f"*10_pretrain_sigreg_alone: no {tier} reference with per-seed values yet.*"
     f = {int(s): m for s, m in full["per_seed"].items()}
     a = {int(s): m for s, m in abl["per_seed"].items()}
-    rows, low = [], []
-    for s in sorted(set(f) & set(a)):
+    rows, low, seeds = [], [], sorted(set(f) & set(a))
+    for s in seeds:
         dl, dk = f[s]["linear_acc"] - a[s]["linear_acc"], f[s]["knn_acc"] - a[s]["knn_acc"]
         dlw = f[s]["linear_margin_white"] - a[s]["linear_margin_white"]
         dkw = f[s]["knn_margin_white"] - a[s]["knn_margin_white"]
@@ -94,7 +94,7 @@ def ablation_section(tier: str) -> str:
               "adds, whitened linear", "adds, whitened kNN", "SIGReg alone − twin, whitened (linear / kNN)",
               "SIGReg alone: prediction − position-only, stroke tokens"]
     return (f"### The default against SIGReg alone (`10_pretrain` minus `10_pretrain_sigreg_alone`, {tier} tier, "
-            f"seeds {sorted(set(f) & set(a))})\n\n"
+            f"seeds {seeds})\n\n"
             "The same run of experiment 10 with the prediction loss's weight 0 (`-p pred_weight=0`): SIGReg on the online encoder "
             "is then all that trains it (the predictor gets no gradient). Points are accuracy × 100.\n\n"
             + table(header, rows) + "\n\n" + verdict)

@@ -91,13 +91,14 @@ def main(argv=None) -> int:
     if missing: ap.error(f"not an experiment-10 run folder with checkpoint.pt and params.json: {missing}")
     from jepa_nb.checkpoint import CheckpointError
     from jepa_nb.config import ConfigError
-    if a.low_shot: return _print_low_shot(a, CheckpointError, ConfigError)
+    errors = (CheckpointError, ConfigError, KeyError)        # a foreign or damaged run: say which, and why
+    if a.low_shot: return _print_low_shot(a, errors)
     bad = 0
     print("| run | seed | probe | margin (points) | bootstrap SE | 95 % interval | test images they disagree on |")
     print("|---|---|---|---|---|---|---|")
     for r in a.runs:
         try: rows = noise(r, a.n_boot, a.online)
-        except (CheckpointError, ConfigError, KeyError) as e:     # a foreign or damaged run: say which, and why
+        except errors as e:
             print(f"probe_noise.py: cannot refit the probes of {r}: {e}", file=sys.stderr)
             return 2
         for row in rows:
@@ -111,13 +112,13 @@ def main(argv=None) -> int:
     return 1 if bad else 0
 
 
-def _print_low_shot(a, *errors) -> int:
+def _print_low_shot(a, errors: tuple) -> int:
     print("| run | seed | labels per class | draw | pretrained | twin | margin (points) |")
     print("|---|---|---|---|---|---|---|")
     summary = []
     for r in a.runs:
         try: rows = low_shot_draws(r, a.low_shot, a.draws, a.online)
-        except (*errors, KeyError) as e:
+        except errors as e:
             print(f"probe_noise.py: cannot refit the probes of {r}: {e}", file=sys.stderr)
             return 2
         for row in rows:

@@ -67,8 +67,8 @@ class MAEDecoder(ViTPredictor):
     ("MAE's light decoder: encoded visible tokens (B, M, D), their indices (B, M), "
      "masked indices (B, T) -> pixels (B, T, out_dim).")
     def __init__(self, grid_size, embed_dim: int, out_dim: int, dec_dim: int = 64, depth: int = 2, num_heads: int = 4,
-                 mlp_ratio: float = 4.0, qkv_bias: bool = True):
-        super().__init__(grid_size, embed_dim, dec_dim, depth, num_heads, mlp_ratio, qkv_bias)
+                 mlp_ratio: float = 4.0, qkv_bias: bool = True, query_only_last: bool = False):
+        super().__init__(grid_size, embed_dim, dec_dim, depth, num_heads, mlp_ratio, qkv_bias, query_only_last)
         self.out_dim = out_dim
         self.predictor_proj = nn.Linear(dec_dim, out_dim)                  # the pixel head replaces the feature head
         nn.init.trunc_normal_(self.predictor_proj.weight, std=0.02); nn.init.zeros_(self.predictor_proj.bias)
@@ -101,9 +101,8 @@ class MAE(PretrainMethod):
     @classmethod
     def build(cls, cfg, in_chans: int) -> "MAE":
         mae = build_mae(build_encoder(cfg, in_chans), cfg.pred_emb_dim, cfg.pred_depth,
-                        cfg.pred_num_heads or cfg.num_heads, cfg.mlp_ratio)
+                        cfg.pred_num_heads or cfg.num_heads, cfg.mlp_ratio, query_only_last=cfg.pred_query_only)
         mae.norm_pix, mae.bf16 = cfg.norm_pix, cfg.bf16
-        mae.decoder.query_only_last = cfg.pred_query_only          # lesson 04: last block for the masked rows only
         return mae
 
     @classmethod
@@ -141,10 +140,12 @@ class MAE(PretrainMethod):
         return {"loss": loss, "pred_loss": loss.detach(), "pos_only_loss": pos}
 
 
-def build_mae(encoder: nn.Module, dec_dim: int = 64, depth: int = 2, num_heads: int = 4, mlp_ratio: float = 4.0) -> MAE:
+def build_mae(encoder: nn.Module, dec_dim: int = 64, depth: int = 2, num_heads: int = 4, mlp_ratio: float = 4.0,
+              query_only_last: bool = False) -> MAE:
     "An `MAE` around `encoder` with a decoder that predicts its patches' pixels."
     out_dim = encoder.patch_embed.patch_size ** 2 * encoder.patch_embed.in_chans      # p*p*C pixel values per patch
-    return MAE(encoder, MAEDecoder(encoder.grid_size, encoder.embed_dim, out_dim, dec_dim, depth, num_heads, mlp_ratio))
+    return MAE(encoder, MAEDecoder(encoder.grid_size, encoder.embed_dim, out_dim, dec_dim, depth, num_heads, mlp_ratio,
+                                   query_only_last=query_only_last))
 
 # %% ../nbs/05c_mae.ipynb #9efd10bc
 @torch.no_grad()
